@@ -1,0 +1,27 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   - create/reuse .venv, install lr0fm, run the embedded default job
+#   make test   - create/reuse .venv, install lr0fm with dev extras, run the default test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.lr0fm-installed
+
+.PHONY: demo test test-slow lint bench clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/lr0fm metrics examples/lr0fm66_results.csv --output lightning_logs/metrics/lr0fm66
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+lint: $(STAMP)
+	$(BIN)/ruff check lr0fm tests benchmarks

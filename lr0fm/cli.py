@@ -1,0 +1,60 @@
+"""The ``lr0fm`` command line.
+
+The top level only dispatches: each subcommand lives in its own module and is imported on use, so
+``lr0fm --help`` never waits for torch or Lightning.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+#: subcommand -> (module with a ``main(argv)`` function, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "metrics": (
+        "lr0fm.metrics.cli",
+        "ACC/SAR/WAR robustness metrics of a results table; `metrics optimize-weights` fits WAR weights",
+    ),
+}
+
+USAGE = "usage: lr0fm [-h] [--version] <command> [<args>]"
+
+
+def _help() -> str:
+    width = max(len(name) for name in SUBCOMMANDS)
+    lines = [
+        USAGE,
+        "",
+        "LR0.FM: low-resolution robustness of vision-language foundation models.",
+        "",
+        "commands:",
+    ]
+    lines += [f"  {name:<{width}}  {text}" for name, (_, text) in SUBCOMMANDS.items()]
+    lines += ["", "Run `lr0fm <command> --help` for the options of a command."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``lr0fm`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_help())
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        from lr0fm import __version__
+
+        print(f"lr0fm {__version__}")
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in SUBCOMMANDS:
+        from lr0fm.catalog import did_you_mean
+
+        print(f"lr0fm: unknown command {command!r}.{did_you_mean(command, list(SUBCOMMANDS))}", file=sys.stderr)
+        print(_help(), file=sys.stderr)
+        return 2
+    module = importlib.import_module(SUBCOMMANDS[command][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""The zero-shot dataset interface every loader (real, webdataset, folder, toy) implements."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+
+class DatasetError(ValueError):
+    """A dataset is missing or malformed; the message states the expected layout and how to get it."""
+
+
+class CorruptImageError(DatasetError):
+    """An image file could not be decoded; ``path`` names it."""
+
+    def __init__(self, path: str, reason: str = "") -> None:
+        self.path = path
+        super().__init__(
+            f"corrupt image file {path!r}{': ' + reason if reason else ''}. "
+            "Fix or delete the file, or pass --skip-corrupt to skip such files (the results record how many)."
+        )
+
+
+@dataclass
+class ZeroShotDataset:
+    """A labelled evaluation set with the class names and prompt templates of zero-shot classification.
+
+    Map-style and picklable (DataLoader workers receive a copy). ``__getitem__`` returns the decoded RGB
+    image (``PIL.Image``) and its integer label; the benchmark engine applies its own multi-resolution
+    transform to the PIL image, so datasets never resize.
+
+    Attributes:
+        name: registry name (a canonical name such as ``"dtd"``, a toy name, or ``"folder:/path"``).
+        classnames: one natural-language name per class, index = label.
+        templates: prompt templates, each containing ``{c}`` where the class name goes.
+        samples: per-sample ``(source, label)``; ``source`` identifies the sample (usually a file path).
+        loader: turns a ``source`` into a PIL image; raises :class:`CorruptImageError` when it cannot.
+        class_subset: for datasets that are label subsets of a larger classifier (ImageNet-A/-R), the
+            indices of their classes within ``parent_classifier`` (else ``None``).
+        parent_classifier: name of the dataset whose text classifier this one slices (e.g. ``"imagenet"``).
+    """
+
+    name: str
+    classnames: list[str]
+    templates: list[str]
+    samples: Sequence[tuple[Any, int]]
+    loader: Callable[[Any], Image.Image]
+    class_subset: list[int] | None = None
+    parent_classifier: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes (the size of the classifier this dataset is scored with)."""
+        return len(self.classnames)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[Image.Image, int]:
+        source, label = self.samples[index]
+        return self.loader(source), label
+
+    def sample_id(self, index: int) -> str:
+        """A stable identifier of sample ``index`` (its path or shard key) for per-sample outputs."""
+        return str(self.samples[index][0])
+
+
+def load_rgb(path: str) -> Image.Image:
+    """Decode an image file to RGB, raising :class:`CorruptImageError` naming the file on failure."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.convert("RGB")
+    except (OSError, SyntaxError, ValueError) as exc:  # PIL raises these for truncated/garbage files
+        raise CorruptImageError(str(path), str(exc)) from exc
