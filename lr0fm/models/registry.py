@@ -1,0 +1,120 @@
+"""One entry point for every backbone: :func:`load_backbone` and :func:`list_models`.
+
+In the style of open_clip's factory and timm's registry: a spec string names the architecture and the
+weights, wildcards list what can be loaded, unknown names fail with close matches.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+from pathlib import Path
+
+import open_clip
+
+from lr0fm.models.base import Backbone
+from lr0fm.models.blip_loader import load_blip
+from lr0fm.models.openclip_loader import load_open_clip
+from lr0fm.models.paper_backbones import read_paper_backbones
+from lr0fm.models.specs import SPEC_FORMS, BlipSpec, parse_spec
+
+#: Builtin backbone names -> (module, loader function); loaders take ``device=`` and return a Backbone.
+BUILTINS: dict[str, tuple[str, str]] = {
+    "toyclip": ("lr0fm.toy.backbone", "load_toyclip"),
+}
+
+
+def list_models(pattern: str = "*", *, paper_config: str | Path | None = None) -> list[str]:
+    """List loadable backbone names matching an fnmatch ``pattern`` (case-insensitive).
+
+    The names are every open_clip ``ARCH:TAG`` pretrained pair, the builtins (:data:`BUILTINS`) and the
+    paper's backbone names from ``configs/backbones/lr0fm66.yaml`` (when present).
+
+    Args:
+        pattern: wildcard pattern, e.g. ``"ViT-B-16*:*laion*"`` or ``"*SigLIP*"``.
+        paper_config: another backbone table to read instead of the default YAML.
+
+    """
+    names = [*open_clip.list_pretrained(as_str=True), *BUILTINS, *read_paper_backbones(paper_config)]
+    pattern = pattern.lower()
+    return [name for name in dict.fromkeys(names) if fnmatch.fnmatchcase(name.lower(), pattern)]
+
+
+def _load_builtin(name: str, device: str) -> Backbone:
+    module_name, function = BUILTINS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        raise ImportError(
+            f"Builtin backbone {name!r} needs module {module_name!r}, which is not available ({err}). "
+            f"Install lr0fm with its toy package, or load an open_clip spec instead."
+        ) from err
+    return getattr(module, function)(device=device)
+
+
+def load_backbone(
+    spec: str,
+    *,
+    device: str = "cpu",
+    seed: int | None = None,
+    cache_dir: str | None = None,
+    precision: str = "fp32",
+    paper_config: str | Path | None = None,
+) -> Backbone:
+    """Load a zero-shot image-text backbone in eval mode from a spec string.
+
+    Spec forms:
+        - ``ARCH:TAG``: an open_clip pretrained pair, e.g. ``"ViT-B-16:laion2b_s34b_b88k"``,
+          ``"EVA02-B-16:merged2b_s8b_b131k"``, ``"ViT-B-16-SigLIP:webli"``, ``"RN50:openai"``.
+        - ``ARCH:/path/weights.safetensors`` (or ``.bin``/``.pt``): open_clip architecture, local weights.
+        - ``ARCH:none``: random weights, initialised from ``seed`` (0 when not given).
+        - ``/path/arch.json`` or ``/path/arch.json:TAG``: an open_clip model config, registered under its
+          file stem; without a TAG the weights are random (as ``ARCH:none``).
+        - ``local-dir:/path`` and ``hf-hub:org/repo``: passed to open_clip unchanged, so the
+          ``preprocess_cfg`` stored with the weights is honoured.
+        - ``hf:Salesforce/blip-itm-base-coco`` (any BLIP ITM hub repo or local dir): BLIP ITC zero-shot
+          through transformers.
+        - a builtin name (``"toyclip"``) or a paper backbone name from ``list_models()``.
+
+    Args:
+        spec: the spec string.
+        device: torch device for the model.
+        seed: random seed for any randomly initialised weights (restores the caller's RNG afterwards).
+        cache_dir: download cache for pretrained weights.
+        precision: ``"fp32"`` (default), ``"fp16"`` or ``"bf16"``; open_clip models also accept
+            ``"pure_fp16"``/``"pure_bf16"``.
+        paper_config: backbone table to resolve paper names from (default:
+            ``configs/backbones/lr0fm66.yaml``).
+
+    Returns:
+        The backbone; ``info`` holds ``arch``, ``tag``, ``num_params``, ``image_size`` and, for paper names,
+        ``paper_name`` and ``paper_family``.
+
+    Raises:
+        ValueError: unknown spec, architecture or tag (with close matches and the accepted forms), or a
+            paper backbone that lr0fm cannot load yet.
+        FileNotFoundError: a path in the spec does not exist.
+        WeightsUnavailableError: the weights could not be downloaded or found in the cache.
+
+    """
+    spec = spec.strip()
+    if spec in BUILTINS:
+        return _load_builtin(spec, device)
+    paper = read_paper_backbones(paper_config)
+    if spec in paper:
+        entry = paper[spec]
+        if entry.get("needs_adapter") or not entry.get("spec"):
+            note = entry.get("note", "no loader yet")
+            raise ValueError(f"Paper backbone {spec!r} cannot be loaded by lr0fm yet: {note}.")
+        backbone = load_backbone(
+            str(entry["spec"]), device=device, seed=seed, cache_dir=cache_dir, precision=precision
+        )
+        backbone.info.update(paper_name=spec, paper_family=entry.get("family"))
+        return backbone
+    known = [*open_clip.list_pretrained(as_str=True), *BUILTINS, *paper]
+    parsed = parse_spec(spec, known)
+    loader = load_blip if isinstance(parsed, BlipSpec) else load_open_clip
+    return loader(parsed, name=spec, device=device, seed=seed, cache_dir=cache_dir, precision=precision)
+
+
+__all__ = ["BUILTINS", "SPEC_FORMS", "list_models", "load_backbone"]
