@@ -1,0 +1,143 @@
+"""Tokens-only export of LR tokens: one safetensors file whose header carries a JSON config.
+
+The config names the backbone spec, the tower layout (kind, class, patch grid, width, blocks, prefix
+tokens), the token options (``start_block``, ``embed_tokens``) and every tensor's shape. Loading checks
+all of it against the target tower and refuses any mismatch -- tokens are never broadcast or resized.
+Read the config without torch objects via :func:`read_lr_tokens_config`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from lr0fm.lrtk0.tokens import LRTokens
+from lr0fm.lrtk0.towers import TowerError, tower_layout
+from lr0fm.models.base import Backbone
+
+#: safetensors metadata key holding the JSON config
+CONFIG_KEY = "lr0fm_lr_tokens"
+#: format tag and version written into the config
+FORMAT = "lr0fm-lr-tokens"
+VERSION = 1
+
+
+def save_lr_tokens(path: str | Path, tokens: LRTokens, backbone_spec: str) -> Path:
+    """Write the tokens and their config to a ``.safetensors`` file.
+
+    Args:
+        path: output file (parent folders are created).
+        tokens: the trained LR tokens.
+        backbone_spec: the model spec the tokens were trained on (e.g. ``"EVA02-B-16:merged2b_s8b_b131k"``).
+
+    Returns:
+        The written path.
+
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    config = {"format": FORMAT, "version": VERSION, "backbone_spec": backbone_spec, **tokens.config()}
+    tensors = {name: param.detach().cpu().contiguous() for name, param in tokens.state_dict().items()}
+    save_file(tensors, str(path), metadata={CONFIG_KEY: json.dumps(config)})
+    return path
+
+
+def read_lr_tokens_config(path: str | Path) -> dict[str, Any]:
+    """Read the JSON config of an LR-token export.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: the file is not an LR-token export written by :func:`save_lr_tokens`.
+
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"LR tokens file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except Exception as error:  # safetensors raises its own error types for malformed headers
+        raise ValueError(f"{path} is not a safetensors file ({error})") from error
+    if CONFIG_KEY not in metadata:
+        raise ValueError(
+            f"{path} has no {CONFIG_KEY!r} config in its safetensors header; "
+            "expected a file written by `save_lr_tokens` (LR tokens export)"
+        )
+    config = json.loads(metadata[CONFIG_KEY])
+    if config.get("format") != FORMAT or config.get("version") != VERSION:
+        raise ValueError(
+            f"{path} holds format {config.get('format')!r} version {config.get('version')!r}; "
+            f"expected {FORMAT!r} version {VERSION}"
+        )
+    return config
+
+
+def load_lr_tokens(
+    path: str | Path,
+    visual: nn.Module | Backbone,
+    backbone_spec: str | None = None,
+    *,
+    attach: bool = True,
+) -> LRTokens:
+    """Load exported LR tokens onto a vision tower.
+
+    Args:
+        path: a file written by :func:`save_lr_tokens`.
+        visual: the target vision tower (or :class:`~lr0fm.models.base.Backbone`).
+        backbone_spec: the spec of the loaded model; when given it must equal the exported one.
+            Defaults to ``visual.spec`` for a ``Backbone``.
+        attach: attach the loaded tokens to ``visual``.
+
+    Returns:
+        The LR tokens, attached to ``visual`` unless ``attach`` is false.
+
+    Raises:
+        TowerError: the tokens were made for another backbone spec or tower layout, or their tensors
+            do not have the shapes the config and the tower require.
+
+    """
+    config = read_lr_tokens_config(path)
+    if backbone_spec is None and isinstance(visual, Backbone):
+        backbone_spec = visual.spec
+    if backbone_spec is not None and backbone_spec != config["backbone_spec"]:
+        raise TowerError(
+            f"LR tokens in {path} were trained for backbone {config['backbone_spec']!r}, "
+            f"not for {backbone_spec!r}; pass the matching --model or a tokens file made for it"
+        )
+    layout = tower_layout(visual).signature()
+    exported = {key: config.get(key) for key in layout}
+    if exported != layout:
+        differing = ", ".join(
+            f"{key}: file {exported[key]!r} vs model {layout[key]!r}"
+            for key in layout
+            if exported[key] != layout[key]
+        )
+        raise TowerError(
+            f"LR tokens in {path} (backbone {config['backbone_spec']!r}) do not fit this vision tower: "
+            f"{differing}"
+        )
+    tokens = LRTokens(
+        visual,
+        start_block=config["start_block"],
+        embed_tokens=config["embed_tokens"],
+        init=config["init"],
+        std=config["std"],
+        attach=False,
+    )
+    tensors = load_file(str(path))
+    expected = {name: list(param.shape) for name, param in tokens.state_dict().items()}
+    found = {name: list(tensor.shape) for name, tensor in tensors.items()}
+    if found != expected or found != config["shapes"]:
+        raise TowerError(
+            f"LR tokens in {path} have tensors {found} (config says {config['shapes']}); "
+            f"this tower with start_block={config['start_block']} needs {expected}"
+        )
+    tokens.load_state_dict(tensors)
+    if attach:
+        tokens.attach()
+    return tokens

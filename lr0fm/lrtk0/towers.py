@@ -1,0 +1,129 @@
+"""Where tokens attach inside a vision tower: patch embedding, transformer blocks and the token layout.
+
+Two tower families are supported, covering every ViT backbone of the benchmark that LR-TK0 targets:
+
+* ``"open_clip"``: ``open_clip.transformer.VisionTransformer`` (CLIP, OpenCLIP, MetaCLIP, CLIPA, DFN).
+  The patch embedding is ``conv1`` (output ``[B, C, gh, gw]``), followed by class-token concat,
+  positional embedding, patch dropout and ``ln_pre``; blocks are ``transformer.resblocks``, whose
+  sequence layout is ``[B, L, C]`` or ``[L, B, C]`` depending on ``transformer.batch_first``.
+  There is exactly one prefix (class) token.
+* ``"timm"``: timm ``VisionTransformer`` and ``Eva`` (EVA02/EVA-CLIP, SigLIP), bare or wrapped in
+  open_clip's ``TimmModel`` (``visual.trunk``). The patch embedding is ``patch_embed`` (output
+  ``[B, N, C]``, or ``[B, gh, gw, C]`` with ``dynamic_img_size``), followed by ``_pos_embed`` which
+  prepends ``num_prefix_tokens`` class/register tokens; blocks are ``blocks`` and always batch-first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from lr0fm.models.base import Backbone
+
+
+class TowerError(ValueError):
+    """A vision tower that tokens cannot be attached to, or tokens that do not fit a tower."""
+
+
+@dataclass(frozen=True)
+class TowerLayout:
+    """The parts of a ViT vision tower that LR tokens and visual prompts hook into.
+
+    Attributes:
+        kind: ``"open_clip"`` or ``"timm"`` (see the module docstring).
+        tower_class: class name of the tower, for messages and exported configs.
+        grid: patch grid ``(height, width)`` at the tower's native input size.
+        width: token width (embedding dimension).
+        num_prefix_tokens: class/register tokens in front of the spatial tokens.
+        batch_first: whether block inputs are ``[B, L, C]`` (else ``[L, B, C]``).
+        patch_embed: the module whose output holds the patch tokens.
+        blocks: the transformer blocks, in order.
+
+    """
+
+    kind: str
+    tower_class: str
+    grid: tuple[int, int]
+    width: int
+    num_prefix_tokens: int
+    batch_first: bool
+    patch_embed: nn.Module
+    blocks: tuple[nn.Module, ...]
+
+    @property
+    def num_spatial_tokens(self) -> int:
+        """Patch tokens per image (``grid[0] * grid[1]``)."""
+        return self.grid[0] * self.grid[1]
+
+    @property
+    def num_blocks(self) -> int:
+        """Number of transformer blocks."""
+        return len(self.blocks)
+
+    def signature(self) -> dict[str, object]:
+        """Return the layout facts that exported tokens must match (JSON-serialisable)."""
+        return {
+            "tower": self.kind,
+            "tower_class": self.tower_class,
+            "grid": list(self.grid),
+            "width": self.width,
+            "num_blocks": self.num_blocks,
+            "num_prefix_tokens": self.num_prefix_tokens,
+        }
+
+
+def _as_pair(value: object) -> tuple[int, int]:
+    if isinstance(value, int):
+        return value, value
+    first, second = value  # type: ignore[misc]
+    return int(first), int(second)
+
+
+def tower_layout(visual: nn.Module | Backbone) -> TowerLayout:
+    """Describe where tokens attach in a vision tower.
+
+    Args:
+        visual: an open_clip ``VisionTransformer``, a timm ``VisionTransformer``/``Eva``, open_clip's
+            ``TimmModel`` wrapping one of those, or a :class:`~lr0fm.models.base.Backbone` (its
+            ``visual`` is used).
+
+    Returns:
+        The tower's layout.
+
+    Raises:
+        TowerError: the tower is not a supported ViT (e.g. a ResNet or a Hugging Face BLIP tower).
+
+    """
+    if isinstance(visual, Backbone):
+        visual = visual.visual
+    tower = getattr(visual, "trunk", visual)  # open_clip TimmModel wraps a timm model as ``trunk``
+    if hasattr(tower, "conv1") and hasattr(tower, "class_embedding") and hasattr(tower, "transformer"):
+        transformer = tower.transformer
+        return TowerLayout(
+            kind="open_clip",
+            tower_class=type(tower).__name__,
+            grid=_as_pair(tower.grid_size),
+            width=int(tower.conv1.out_channels),
+            num_prefix_tokens=1,
+            batch_first=bool(getattr(transformer, "batch_first", True)),
+            patch_embed=tower.conv1,
+            blocks=tuple(transformer.resblocks),
+        )
+    if hasattr(tower, "patch_embed") and hasattr(tower, "blocks") and hasattr(tower, "num_prefix_tokens"):
+        return TowerLayout(
+            kind="timm",
+            tower_class=type(tower).__name__,
+            grid=_as_pair(tower.patch_embed.grid_size),
+            width=int(tower.embed_dim),
+            num_prefix_tokens=int(tower.num_prefix_tokens),
+            batch_first=True,
+            patch_embed=tower.patch_embed,
+            blocks=tuple(tower.blocks),
+        )
+    raise TowerError(
+        f"cannot attach tokens to vision tower {type(tower).__name__!r}: expected an open_clip "
+        "VisionTransformer (conv1, class_embedding, transformer.resblocks) or a timm "
+        "VisionTransformer/Eva (patch_embed, blocks, num_prefix_tokens), optionally wrapped as "
+        "open_clip TimmModel.trunk"
+    )
