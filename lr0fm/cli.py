@@ -15,6 +15,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "lr0fm.metrics.cli",
         "ACC/SAR/WAR robustness metrics of a results table; `metrics optimize-weights` fits WAR weights",
     ),
+    "synth": (
+        "lr0fm.synth.cli",
+        "generate the diffusion-made HR training set of LR-TK0 (resumable, shardable across GPUs)",
+    ),
 }
 
 USAGE = "usage: lr0fm [-h] [--version] <command> [<args>]"
