@@ -36,7 +36,8 @@ def blip_preprocess_config(image_processor: Any) -> PreprocessConfig:
 
     """
     size = image_processor.size
-    height, width = (size["height"], size["width"]) if isinstance(size, dict) else (size, size)
+    # ``size`` is an int or a mapping (a dict, or transformers' SizeDict) with height and width.
+    height, width = (size, size) if isinstance(size, int) else (size["height"], size["width"])
     if height != width:
         raise ValueError(f"BLIP image processor size {height}x{width} is not square; expected size x size.")
     resample = int(getattr(image_processor.resample, "value", image_processor.resample))
