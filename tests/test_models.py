@@ -271,7 +271,10 @@ def test_paper_names_resolve_through_the_backbone_table(tmp_path, tiny_vit_json)
     )
     backbone = load_backbone("Tiny-Paper", paper_config=table, seed=4)
     assert backbone.info["paper_name"] == "Tiny-Paper" and backbone.info["paper_family"] == "OpenCLIP"
-    assert _same_weights(backbone.model, load_backbone(f"{tiny_vit_json}:none", seed=4).model)
+    assert backbone.spec == f"{tiny_vit_json}:none"
+    by_spec = load_backbone(f"{tiny_vit_json}:none", seed=4, paper_config=table)
+    assert _same_weights(backbone.model, by_spec.model)
+    assert by_spec.info["paper_name"] == "Tiny-Paper"  # a spec listed in the table is annotated too
     with pytest.raises(ValueError, match="ALBEF-14M.*no ALBEF loader"):
         load_backbone("ALBEF-14M", paper_config=table)
 
@@ -322,3 +325,15 @@ def test_builtins_are_imported_lazily(monkeypatch):
     assert calls == [{"device": "cpu"}]
     with pytest.raises(ImportError, match="'absent' needs module 'lr0fm_no_such_module'"):
         load_backbone("absent")
+
+
+def test_repository_paper_table_specs_parse():
+    from lr0fm.models.paper_backbones import DEFAULT_PAPER_CONFIG, read_paper_backbones
+    from lr0fm.models.specs import parse_spec
+
+    if not DEFAULT_PAPER_CONFIG.is_file():
+        pytest.skip(f"{DEFAULT_PAPER_CONFIG} not written yet")
+    loadable = {name: e["spec"] for name, e in read_paper_backbones().items() if not e.get("needs_adapter")}
+    assert loadable, "the paper table lists no loadable backbone"
+    for name, spec in loadable.items():
+        assert parse_spec(str(spec)), name  # raises with a close match when the spec is wrong

@@ -87,8 +87,9 @@ def load_backbone(
             ``configs/backbones/lr0fm66.yaml``).
 
     Returns:
-        The backbone; ``info`` holds ``arch``, ``tag``, ``num_params``, ``image_size`` and, for paper names,
-        ``paper_name`` and ``paper_family``.
+        The backbone (``spec`` is the resolved spec string); ``info`` holds ``arch``, ``tag``,
+        ``num_params``, ``image_size`` and, when the spec or name is in the paper's table, ``paper_name``
+        and ``paper_family``.
 
     Raises:
         ValueError: unknown spec, architecture or tag (with close matches and the accepted forms), or a
@@ -101,20 +102,20 @@ def load_backbone(
     if spec in BUILTINS:
         return _load_builtin(spec, device)
     paper = read_paper_backbones(paper_config)
-    if spec in paper:
-        entry = paper[spec]
+    entry = paper.get(spec)
+    if entry is not None:
         if entry.get("needs_adapter") or not entry.get("spec"):
             note = entry.get("note", "no loader yet")
             raise ValueError(f"Paper backbone {spec!r} cannot be loaded by lr0fm yet: {note}.")
-        backbone = load_backbone(
-            str(entry["spec"]), device=device, seed=seed, cache_dir=cache_dir, precision=precision
-        )
-        backbone.info.update(paper_name=spec, paper_family=entry.get("family"))
-        return backbone
+        paper_name, spec = spec, str(entry["spec"]).strip()
+    else:
+        paper_name = next((name for name, e in paper.items() if str(e.get("spec", "")).strip() == spec), None)
     known = [*open_clip.list_pretrained(as_str=True), *BUILTINS, *paper]
     parsed = parse_spec(spec, known)
     loader = load_blip if isinstance(parsed, BlipSpec) else load_open_clip
-    return loader(parsed, name=spec, device=device, seed=seed, cache_dir=cache_dir, precision=precision)
-
+    backbone = loader(parsed, name=spec, device=device, seed=seed, cache_dir=cache_dir, precision=precision)
+    if paper_name is not None:
+        backbone.info.update(paper_name=paper_name, paper_family=paper[paper_name].get("family"))
+    return backbone
 
 __all__ = ["BUILTINS", "SPEC_FORMS", "list_models", "load_backbone"]
