@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import pickle
 
 import pytest
 import timm
@@ -50,11 +51,11 @@ def eva_tower() -> nn.Module:
     ).eval()
 
 
-def siglip_tower() -> nn.Module:
+def siglip_tower(dynamic_img_size: bool = False) -> nn.Module:
     torch.manual_seed(0)
     return timm.create_model(
         "vit_base_patch16_siglip_224", pretrained=False, img_size=32, embed_dim=WIDTH, depth=DEPTH,
-        num_heads=2, num_classes=0,
+        num_heads=2, num_classes=0, dynamic_img_size=dynamic_img_size,
     ).eval()
 
 
@@ -112,6 +113,21 @@ def test_open_clip_tokens_match_explicit_forward() -> None:
             seq = block(seq + F.pad(token, (0, 0, 1, 0)))  # class token untouched
         explicit = tower._pool(seq)[0] @ tower.proj
     torch.testing.assert_close(hooked, explicit)
+
+
+def test_timm_tokens_match_explicit_forward() -> None:
+    tower, x = siglip_tower(), images(32)
+    tokens = LRTokens(tower)
+    hooked = tower(x)
+    with torch.no_grad(), tokens.disabled():
+        seq = tower.norm_pre(tower._pos_embed(tower.patch_embed(x) + tokens.embed_token))  # before pos
+        for block, token in zip(tower.blocks, tokens.block_tokens):
+            seq = block(seq + token)  # SigLIP has no prefix tokens
+        explicit = tower.forward_head(tower.norm(seq))
+    torch.testing.assert_close(hooked, explicit)
+    dynamic = siglip_tower(dynamic_img_size=True)  # patch_embed output is [B, gh, gw, C]
+    LRTokens(dynamic).load_state_dict(tokens.state_dict())
+    torch.testing.assert_close(dynamic(x), hooked)
 
 
 def test_seq_first_transformer_gets_the_same_tokens() -> None:
@@ -245,10 +261,15 @@ def test_unfreeze_last_blocks_and_frozen_modes() -> None:
         freeze_backbone(tower, unfreeze_last_blocks=3)
 
 
-def test_deepcopy_of_model_with_tokens_is_independent() -> None:
+def pickle_round_trip(module: nn.Module) -> nn.Module:
+    return pickle.loads(pickle.dumps(module))
+
+
+@pytest.mark.parametrize("clone", [copy.deepcopy, pickle_round_trip])
+def test_copy_of_model_with_tokens_is_independent(clone) -> None:
     tower, x = open_clip_tower(), images(32)
     holder = nn.ModuleDict({"visual": tower, "tokens": LRTokens(tower)})
-    twin = copy.deepcopy(holder)
+    twin = clone(holder)
     assert torch.equal(twin["visual"](x), tower(x))
     with torch.no_grad():
         twin["tokens"].block_tokens.zero_()
