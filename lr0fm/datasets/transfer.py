@@ -128,10 +128,11 @@ def build_sun397(root: Path) -> ZeroShotDataset:
 
 def _load_mat(path: Path, dataset: str) -> dict[str, Any]:
     from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
 
     try:
         return loadmat(str(path), squeeze_me=True)
-    except (ValueError, OSError) as exc:
+    except (MatReadError, ValueError, OSError) as exc:
         raise DatasetError(f"{dataset}: cannot read {str(path)!r} ({exc}); re-download it.") from exc
 
 
