@@ -26,6 +26,7 @@ from lr0fm.lrtk0 import (
     save_lr_tokens,
     tower_layout,
 )
+from lr0fm.models.base import Backbone, PreprocessConfig
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -220,6 +221,13 @@ def test_export_rejects_other_backbones_and_shapes(tmp_path) -> None:
     path = save_lr_tokens(tmp_path / "t.safetensors", LRTokens(open_clip_tower()), backbone_spec="ViT-toy:a")
     with pytest.raises(TowerError, match="'ViT-toy:a'.*'ViT-toy:b'"):
         load_lr_tokens(path, open_clip_tower(), "ViT-toy:b")
+    tower = open_clip_tower()
+    backbone = Backbone(
+        "ViT-toy:b", tower, tower, PreprocessConfig(32, (0.5,) * 3, (0.5,) * 3),
+        preprocess=torch.as_tensor, tokenizer=list, image_encoder=tower, text_encoder=len,
+    )
+    with pytest.raises(TowerError, match="'ViT-toy:a'.*'ViT-toy:b'"):  # a Backbone brings its own spec
+        load_lr_tokens(path, backbone)
     with pytest.raises(TowerError, match="tower: file 'open_clip' vs model 'timm'"):
         load_lr_tokens(path, siglip_tower())
     bigger = VisionTransformer(image_size=64, patch_size=8, width=WIDTH, layers=DEPTH, heads=2, mlp_ratio=2.0)
