@@ -1,0 +1,81 @@
+"""The shipped tiny CLIP as an lr0fm :class:`~lr0fm.models.base.Backbone` (``toyclip``, family ``"toy"``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import open_clip
+import torch
+from safetensors.torch import load_file
+
+from lr0fm.models.base import Backbone, PreprocessConfig
+from lr0fm.toy.pretrain import CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, build_model
+from lr0fm.toy.tokenizer import ToyTokenizer
+
+#: Folder of the shipped weights (package data).
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "resources" / "toyclip"
+
+
+def load_toyclip(device: str | torch.device = "cpu", weights_dir: str | Path | None = None) -> Backbone:
+    """Load the tiny CLIP pre-trained in the toy world.
+
+    Args:
+        device: torch device to put the model on.
+        weights_dir: folder holding ``toyclip.safetensors``, ``toyclip_config.json`` and
+            ``toyclip_tokenizer.json`` (as written by ``lr0fm toy pretrain``); ``None``: the shipped ones.
+
+    Returns:
+        A frozen-in-eval-mode :class:`Backbone` with the model's own preprocessing and word-level tokenizer.
+
+    Raises:
+        FileNotFoundError: when a file of the folder is missing (the message names it).
+
+    """
+    folder = Path(weights_dir) if weights_dir is not None else SHIPPED_DIR
+    missing = [f for f in (WEIGHTS_FILE, CONFIG_FILE, TOKENIZER_FILE) if not (folder / f).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"toyclip folder {str(folder)!r} lacks {', '.join(missing)}; expected {WEIGHTS_FILE}, "
+            f"{CONFIG_FILE} and {TOKENIZER_FILE} as written by `lr0fm toy pretrain --output DIR`"
+        )
+    config = json.loads((folder / CONFIG_FILE).read_text())
+    tokenizer = ToyTokenizer.load(folder / TOKENIZER_FILE)
+    model = build_model(config["model_cfg"], tokenizer.vocab_size)
+    model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+    model.to(device).eval()
+    pcfg = config["preprocess_cfg"]
+    preprocess_cfg = PreprocessConfig(
+        size=int(pcfg["size"]),
+        mean=tuple(pcfg["mean"]),
+        std=tuple(pcfg["std"]),
+        interpolation=pcfg["interpolation"],
+        resize_mode=pcfg["resize_mode"],
+    )
+    preprocess = open_clip.image_transform(
+        preprocess_cfg.size,
+        is_train=False,
+        mean=preprocess_cfg.mean,
+        std=preprocess_cfg.std,
+        resize_mode=preprocess_cfg.resize_mode,
+        interpolation=preprocess_cfg.interpolation,
+    )
+
+    def encode_text(tokens: torch.Tensor) -> torch.Tensor:
+        return model.encode_text(tokens.to(device))
+
+    def encode_image(images: torch.Tensor) -> torch.Tensor:
+        return model.encode_image(images.to(device))
+
+    return Backbone(
+        spec="toyclip" if weights_dir is None else f"toyclip:{folder}",
+        model=model,
+        visual=model.visual,
+        preprocess_cfg=preprocess_cfg,
+        preprocess=preprocess,
+        tokenizer=tokenizer,
+        image_encoder=encode_image,
+        text_encoder=encode_text,
+        family="toy",
+        info={"weights_dir": str(folder), "recipe": config.get("recipe", {})},
+    )
