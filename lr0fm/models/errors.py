@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class WeightsUnavailableError(RuntimeError):
-    """Pretrained weights could not be downloaded or found in the local cache."""
+    """Pretrained weights (or the tokenizer files they need) could not be downloaded or found in the cache."""
 
 
 def weights_unavailable(what: str, cause: BaseException, local_hint: str) -> WeightsUnavailableError:
@@ -17,6 +17,7 @@ def weights_unavailable(what: str, cause: BaseException, local_hint: str) -> Wei
 
     """
     return WeightsUnavailableError(
-        f"Could not download or find cached weights for {what!r} ({type(cause).__name__}: {cause}). "
-        f"On a machine without internet, copy the weights over and load them locally: {local_hint}"
+        f"Could not download or find cached files (weights or tokenizer) for {what!r} "
+        f"({type(cause).__name__}: {cause}). "
+        f"On a machine without internet, provide the files locally: {local_hint}"
     )

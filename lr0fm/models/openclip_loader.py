@@ -107,6 +107,15 @@ def load_open_clip(
         raise ValueError(f"Unknown precision {precision!r}; expected one of {PRECISIONS}.")
     if spec.tag == RANDOM_TAG and not spec.has_schema and seed is None:
         seed = 0
+    # The tokenizer first: it is cheap and, for hub tokenizers, fails fast when offline.
+    try:
+        tokenizer = open_clip.get_tokenizer(spec.model_name, cache_dir=cache_dir)
+    except OSError as err:
+        hint = (
+            "fill the Hugging Face cache (HF_HOME) with the tokenizer on a connected machine, or use "
+            "'local-dir:/dir' with the tokenizer files next to open_clip_config.json."
+        )
+        raise weights_unavailable(f"{name} (tokenizer)", err, hint) from err
     with seeded(seed):
         model = _create_model(spec, device, precision, cache_dir)
     model.eval()
@@ -120,7 +129,6 @@ def load_open_clip(
         interpolation=cfg["interpolation"],
         fill_color=cfg.get("fill_color", 0),
     )
-    tokenizer = open_clip.get_tokenizer(spec.model_name, cache_dir=cache_dir)
     input_dtype = open_clip.get_input_dtype(precision)
     target = torch.device(device)
 
