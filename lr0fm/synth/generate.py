@@ -153,7 +153,8 @@ def prepare_output(config: SynthConfig) -> Path:
     return output
 
 
-def _call_kwargs(config: SynthConfig) -> dict[str, Any]:
+def pipeline_call_kwargs(config: SynthConfig) -> dict[str, Any]:
+    """Keyword arguments of every pipeline call: steps, guidance, size and ``config.call_kwargs``."""
     kwargs: dict[str, Any] = {
         "num_inference_steps": config.num_inference_steps,
         "guidance_scale": config.guidance_scale,
@@ -237,7 +238,7 @@ def generate(config: SynthConfig, pipe: Any = None) -> SynthReport:
         if todo:
             if pipe is None:
                 pipe = load_pipeline_for(config)
-            call_kwargs = _call_kwargs(config)
+            call_kwargs = pipeline_call_kwargs(config)
             start = time.perf_counter()
             with _progress_bar(report.total_images, report.skipped, shard, config.progress) as bar:
                 for chunk in todo:

@@ -76,9 +76,13 @@ class ManifestWriter:
         return key in self.records
 
     def append(self, record: dict[str, Any]) -> None:
-        """Append one record (keys :data:`FIELDS`) and flush it to disk."""
-        self.records[(record["caption_id"], record["image_index"])] = record
-        self._file.write(json.dumps({key: record[key] for key in FIELDS}) + "\n")
+        """Append one record (keys :data:`FIELDS`) and flush it; a record already there is not repeated."""
+        record = {key: record[key] for key in FIELDS}
+        key = (record["caption_id"], record["image_index"])
+        if self.records.get(key) == record:
+            return
+        self.records[key] = record
+        self._file.write(json.dumps(record) + "\n")
         self._file.flush()
 
     def close(self) -> None:
