@@ -11,6 +11,10 @@ import sys
 
 #: subcommand -> (module with a ``main(argv)`` function, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "toy": (
+        "lr0fm.toy.cli",
+        "offline toy world: `toy pretrain` trains the tiny CLIP (toyclip), `toy eval` scores it",
+    ),
     "metrics": (
         "lr0fm.metrics.cli",
         "ACC/SAR/WAR robustness metrics of a results table; `metrics optimize-weights` fits WAR weights",
