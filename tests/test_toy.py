@@ -125,6 +125,12 @@ def test_load_toyclip_names_missing_files(tmp_path):
         load_toyclip(weights_dir=tmp_path)
 
 
+def test_config_file_is_the_built_in_recipe():
+    assert PretrainConfig.from_yaml(CONFIG) == PretrainConfig()
+    with pytest.raises(ValueError, match="unknown keys"):
+        PretrainConfig.from_yaml(CONFIG, nonsense=1)
+
+
 def test_few_step_retrain_from_the_shipped_config_lowers_the_loss(tmp_path):
     torch.set_num_threads(1)
     cfg = PretrainConfig.from_yaml(CONFIG, max_steps=30, batch_size=24, warmup_steps=5, log_every=0)

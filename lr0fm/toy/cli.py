@@ -7,14 +7,16 @@ import json
 import sys
 from pathlib import Path
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "toy" / "pretrain.yaml"
-
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lr0fm toy", description=__doc__)
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     pre = sub.add_parser("pretrain", help="pre-train the tiny CLIP (toyclip) on the pretrain split")
-    pre.add_argument("--config", default=str(DEFAULT_CONFIG), help="recipe YAML (default: %(default)s)")
+    pre.add_argument(
+        "--config",
+        default=None,
+        help="recipe YAML, e.g. configs/toy/pretrain.yaml (default: the identical built-in recipe)",
+    )
     pre.add_argument("--seed", type=int, default=None, help="override the recipe's seed")
     pre.add_argument("--max-steps", type=int, default=None, help="override the recipe's number of steps")
     pre.add_argument("--batch-size", type=int, default=None, help="override the recipe's batch size")
@@ -37,12 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "pretrain":
         from lr0fm.toy.pretrain import PretrainConfig, pretrain
 
-        if not Path(args.config).is_file():
-            print(f"lr0fm toy pretrain: config {args.config!r} not found", file=sys.stderr)
+        overrides = {"seed": args.seed, "max_steps": args.max_steps, "batch_size": args.batch_size}
+        if args.config is None:
+            cfg = PretrainConfig(**{k: v for k, v in overrides.items() if v is not None})
+        elif not Path(args.config).is_file():
+            print(f"lr0fm toy pretrain: config file {args.config!r} not found", file=sys.stderr)
             return 2
-        cfg = PretrainConfig.from_yaml(
-            args.config, seed=args.seed, max_steps=args.max_steps, batch_size=args.batch_size
-        )
+        else:
+            cfg = PretrainConfig.from_yaml(args.config, **overrides)
         pretrain(cfg, args.output)
         print(f"wrote toyclip weights, config and tokenizer to {args.output}")
         return 0

@@ -78,7 +78,7 @@ class PretrainConfig:
     warmup_steps: int = 50
     num_threads: int = 1
     log_every: int = 25
-    export_every: int = 0
+    export_every: int = 100
     model_cfg: dict[str, Any] = field(default_factory=default_model_cfg)
 
     @classmethod
@@ -86,10 +86,10 @@ class PretrainConfig:
         """Load a recipe from YAML; keyword ``overrides`` that are not ``None`` win over the file."""
         raw = yaml.safe_load(Path(path).read_text()) or {}
         known = {f.name for f in fields(cls)}
+        raw.update({k: v for k, v in overrides.items() if v is not None})
         unknown = sorted(set(raw) - known)
         if unknown:
             raise ValueError(f"{path}: unknown keys {unknown}; expected some of {sorted(known)}")
-        raw.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**raw)
 
 
