@@ -13,8 +13,10 @@ Split scheme (no shared images, no shared attribute combinations):
     from ``numpy.random.default_rng((seed, split_id, *key))``, so every image is reproducible from
     ``(seed, split, index)``.
 
-Textures alternate the object colour with a darkened copy of it at a period of 4-6 px: a patch-8
-ViT resolves them at 64 px, while a 4x bicubic downsampling (16 px) aliases them into near-flat shades.
+Textures alternate the object colour with a darkened copy of it at a period of 4-7 px, each pattern
+covering about half of the object, and a solid object has exactly the mean colour of a pattern: a
+patch-8 ViT resolves the patterns at 64 px, while a 4x bicubic downsampling (16 px) blurs them into
+nearly the same flat shade (the brightness gives nothing away), leaving only faint aliasing residue.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ _RADIUS: dict[str, tuple[float, float]] = {
     "medium": (13.5, 16.0),
     "large": (19.5, 23.0),
 }
-_PERIOD = (4.0, 6.0)  # texture period range in px at 64 px
+_PERIOD = (4.0, 7.0)  # texture period range in px at 64 px
 _DARK = 0.3  # the texture's second colour is the object colour times this factor
 _NOISE_STD = (0.0, 6.0)  # Gaussian pixel noise range (0-255 scale)
 _JITTER = 12.0  # max per-channel colour jitter
@@ -188,7 +190,7 @@ def _texture_mask(textures: np.ndarray, s: np.ndarray, t: np.ndarray) -> np.ndar
         [
             np.zeros_like(s, dtype=bool),
             fs < 0.5,
-            (fs - 0.5) ** 2 + (ft - 0.5) ** 2 <= 0.31**2,
+            (fs - 0.5) ** 2 + (ft - 0.5) ** 2 <= 0.4**2,  # dots cover ~50 % like the others
             (fs < 0.5) ^ (ft < 0.5),
         ]
     )
@@ -219,6 +221,8 @@ def render_scenes(scenes: Sequence[Scene], size: int = NATIVE_SIZE) -> np.ndarra
 
     fg = np.array([np.add(_RGB[sc.attrs.color], sc.jitter[:3]) for sc in scenes])[:, None, None, :]
     bg = np.array([np.add(_RGB[sc.attrs.background], sc.jitter[3:]) for sc in scenes])[:, None, None, :]
+    solid = np.array([sc.attrs.texture == "solid" for sc in scenes])[:, None, None, None]
+    fg = np.where(solid, fg * (1 + _DARK) / 2, fg)  # solid = the mean colour of a 50 % dark pattern
     obj = np.where(dark[..., None], fg * _DARK, fg)
     img = np.where(inside[..., None], obj, bg)
     noise = np.stack(
