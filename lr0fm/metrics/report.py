@@ -1,0 +1,334 @@
+"""Compute ACC/SAR/WAR, per-dataset gamma/Gamma and the dataset-representation report of a results table."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lr0fm.catalog import NUM_CLASSES, did_you_mean
+from lr0fm.metrics.correlation import dataset_correlations, mean_correlation
+from lr0fm.metrics.robustness import (
+    DEFAULT_ALPHA,
+    improved_relative_robustness,
+    mean_accuracy,
+    relative_robustness,
+    simple_aggregated_robustness,
+    weighted_aggregated_robustness,
+)
+from lr0fm.metrics.table import HR, Resolution, ResultsTable, ResultsTableError
+from lr0fm.metrics.weights import DEFAULT_WAR_WEIGHTS, MISSING_WEIGHT, WeightsError
+
+MEAN_ROW = "mean"
+
+
+@dataclass(frozen=True)
+class DatasetScore:
+    """Robustness of one model on one dataset at one resolution (fractions, not percent)."""
+
+    model: str
+    dataset: str
+    resolution: Resolution
+    top1: float
+    gamma: float
+    Gamma: float  # noqa: N815 (the paper's symbol)
+    num_classes: int
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """ACC/SAR/WAR of one model at one resolution, in percent."""
+
+    model: str
+    resolution: Resolution
+    acc: float
+    sar: float
+    war: float
+    rank_war: int
+    num_datasets: int
+
+
+@dataclass(frozen=True)
+class DatasetCorrelation:
+    """Spearman correlation of the SAR-over-Gamma and WAR model rankings with one dataset's ranking."""
+
+    resolution: int
+    dataset: str
+    spearman_sar: float
+    spearman_war: float
+
+
+@dataclass
+class RobustnessReport:
+    """Everything ``lr0fm metrics`` computes from one results table."""
+
+    summary: list[ModelSummary]
+    per_dataset: list[DatasetScore]
+    correlations: list[DatasetCorrelation]
+    weights: dict[str, float]
+    alpha: float
+    num_classes: dict[tuple[str, str], int]
+    notes: list[str] = field(default_factory=list)
+
+    def summary_for(self, model: str, resolution: Resolution) -> ModelSummary:
+        """The summary row of ``model`` at ``resolution``."""
+        for row in self.summary:
+            if row.model == model and row.resolution == resolution:
+                return row
+        raise KeyError((model, resolution))
+
+    def write(self, output_dir: str | Path) -> dict[str, Path]:
+        """Write ``summary.csv``, ``per_dataset.csv``, ``correlations.csv`` and ``summary.md``."""
+        from lr0fm.metrics.markdown import report_markdown
+
+        out = Path(output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {
+            "summary": _write_csv(
+                out / "summary.csv",
+                ["model", "resolution", "acc", "sar", "war", "rank_war"],
+                [[s.model, s.resolution, _fmt(s.acc), _fmt(s.sar), _fmt(s.war), s.rank_war] for s in self.summary],
+            ),
+            "per_dataset": _write_csv(
+                out / "per_dataset.csv",
+                ["model", "dataset", "resolution", "top1", "gamma", "Gamma"],
+                [
+                    [d.model, d.dataset, d.resolution, _fmt(d.top1), _fmt(d.gamma), _fmt(d.Gamma)]
+                    for d in self.per_dataset
+                ],
+            ),
+            "correlations": _write_csv(
+                out / "correlations.csv",
+                ["resolution", "dataset", "spearman_sar", "spearman_war"],
+                [[c.resolution, c.dataset, _fmt(c.spearman_sar), _fmt(c.spearman_war)] for c in self.correlations],
+            ),
+        }
+        md = out / "summary.md"
+        _atomic_write(md, report_markdown(self))
+        paths["markdown"] = md
+        return paths
+
+
+def _fmt(value: float) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else repr(float(value))
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+    os.replace(tmp, path)
+    return path
+
+
+def resolve_num_classes(
+    table: ResultsTable, model: str, dataset: str, overrides: Mapping[str, int] | None = None
+) -> int:
+    """Class count of ``dataset`` for ``model``.
+
+    The table's ``num_classes`` column wins, then the override, then the dataset's true count.
+    """
+    for res in [HR, *table.resolutions]:
+        row = table.get(model, dataset, res)
+        if row is not None and row.num_classes is not None:
+            return row.num_classes
+    if overrides and dataset in overrides:
+        return int(overrides[dataset])
+    if dataset in NUM_CLASSES:
+        return NUM_CLASSES[dataset]
+    raise ResultsTableError(
+        f"unknown dataset {dataset!r} has no class count: add a num_classes column to the results table or "
+        f"pass --num-classes {dataset}=N.{did_you_mean(dataset, list(NUM_CLASSES))}"
+    )
+
+
+def _resolve_weights(datasets: list[str], weights: Mapping[str, float] | None, notes: list[str]) -> dict[str, float]:
+    source = DEFAULT_WAR_WEIGHTS if weights is None else dict(weights)
+    unused = [d for d in source if d not in datasets]
+    if weights is not None and unused:
+        notes.append(f"warning: the WAR weights name datasets absent from the table (ignored): {', '.join(unused)}")
+    missing = [d for d in datasets if d not in source]
+    if missing:
+        notes.append(
+            f"warning: no WAR weight for {', '.join(missing)}; using weight {MISSING_WEIGHT:g} "
+            "(pass --weights FILE to set them)"
+        )
+    resolved = {d: float(source.get(d, MISSING_WEIGHT)) for d in datasets}
+    if all(w == 0 for w in resolved.values()):
+        raise WeightsError(f"the WAR weights of the table's datasets ({', '.join(datasets)}) are all zero")
+    return resolved
+
+
+def _rank_desc(values: list[float]) -> list[int]:
+    """Competition ranks (1 = highest; ties share the best rank)."""
+    return [1 + sum(other > v for other in values) for v in values]
+
+
+def compute_report(
+    table: ResultsTable,
+    *,
+    weights: Mapping[str, float] | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    num_classes: Mapping[str, int] | None = None,
+    allow_missing: bool = False,
+    references: Mapping[str, str] | None = None,
+) -> RobustnessReport:
+    """Compute the LR0.FM robustness report of a results table.
+
+    Args:
+        table: validated results.
+        weights: WAR dataset weights (default: the published LR0.FM WAR-16 weights, for every resolution).
+        alpha: decay rate of Gamma near chance accuracy.
+        num_classes: per-dataset class counts used where the table has no ``num_classes`` column.
+        allow_missing: aggregate models that lack some (dataset, resolution) cells over what exists instead
+            of failing (the report notes it).
+        references: ``model -> reference model`` whose HR accuracy defines gamma and the accuracy gap, as the
+            paper does for LR-TK0 (vanilla model's HR accuracy); such models also get an ``hr`` summary row.
+
+    Raises:
+        ResultsTableError: missing HR rows, A_HR = 0, unknown class counts, or (without ``allow_missing``)
+            models missing some datasets/resolutions.
+        WeightsError: all-zero weights.
+    """
+    references = dict(references or {})
+    notes: list[str] = []
+    models, datasets, lr_res = table.models, table.datasets, table.resolutions
+    for model, ref in references.items():
+        if model not in models or ref not in models:
+            absent = model if model not in models else ref
+            raise ResultsTableError(
+                f"reference pair {model}={ref}: model {absent!r} is not in the table.{did_you_mean(absent, models)}"
+            )
+
+    missing_cells = [
+        (m, d, r)
+        for m in models
+        for d in datasets
+        for r in [*lr_res, HR]
+        if table.get(m, d, r) is None and not (r == HR and m in references)
+    ]
+    # HR accuracy (of the reference model) is needed for every (model, dataset) that has any row
+    hr_acc: dict[tuple[str, str], float] = {}
+    classes: dict[tuple[str, str], int] = {}
+    for m in models:
+        ref = references.get(m, m)
+        for d in datasets:
+            if not any(table.get(m, d, r) is not None for r in [*lr_res, HR]):
+                continue
+            row = table.get(ref, d, HR)
+            if row is None:
+                present = [r for r in lr_res if table.get(m, d, r) is not None]
+                raise ResultsTableError(
+                    f"missing HR row for model {ref!r} on dataset {d!r}: add a row with resolution=hr (the "
+                    f"native-resolution accuracy every gamma is relative to); rows present at {present}"
+                )
+            if row.top1 == 0:
+                raise ResultsTableError(
+                    f"{row.where}: A_HR = 0 for model {ref!r} on dataset {d!r}: relative robustness is undefined "
+                    "(did the native-resolution evaluation fail?)"
+                )
+            hr_acc[(m, d)] = row.top1
+            classes[(m, d)] = resolve_num_classes(table, ref, d, num_classes)
+
+    if missing_cells:
+        listed = "; ".join(f"{m} / {d} / {r}" for m, d, r in missing_cells[:8])
+        more = f" (and {len(missing_cells) - 8} more)" if len(missing_cells) > 8 else ""
+        if not allow_missing:
+            raise ResultsTableError(
+                f"{len(missing_cells)} (model / dataset / resolution) cell(s) missing: {listed}{more}. "
+                "Complete the table, or pass --allow-missing to aggregate each model over the datasets it has."
+            )
+        notes.append(
+            f"note: aggregated over the datasets present; {len(missing_cells)} cell(s) missing: {listed}{more}"
+        )
+
+    war_weights = _resolve_weights(datasets, weights, notes)
+
+    per_dataset: list[DatasetScore] = []
+    for m in models:
+        for d in datasets:
+            for r in [*lr_res, HR]:
+                row = table.get(m, d, r)
+                if row is None or (m, d) not in hr_acc:
+                    continue
+                a_hr, n_cls = hr_acc[(m, d)], classes[(m, d)]
+                per_dataset.append(
+                    DatasetScore(
+                        model=m,
+                        dataset=d,
+                        resolution=r,
+                        top1=row.top1,
+                        gamma=float(relative_robustness(a_hr, row.top1)),
+                        Gamma=float(improved_relative_robustness(a_hr, row.top1, n_cls, alpha)),
+                        num_classes=n_cls,
+                    )
+                )
+
+    by_cell = {(s.model, s.dataset, s.resolution): s for s in per_dataset}
+    summary: list[ModelSummary] = []
+    summary_res: list[Resolution] = [*lr_res, HR] if references else list(lr_res)
+    for r in summary_res:
+        rows: list[tuple[str, float, float, float, int]] = []
+        for m in models:
+            if r == HR and m not in references:
+                continue
+            scores = [by_cell[(m, d, r)] for d in datasets if (m, d, r) in by_cell]
+            if not scores:
+                continue
+            w = [war_weights[s.dataset] for s in scores]
+            war = weighted_aggregated_robustness([s.Gamma for s in scores], w) if any(w) else float("nan")
+            rows.append(
+                (
+                    m,
+                    100 * mean_accuracy([s.top1 for s in scores]),
+                    100 * simple_aggregated_robustness([s.gamma for s in scores]),
+                    100 * war,
+                    len(scores),
+                )
+            )
+        ranks = _rank_desc([x[3] for x in rows])
+        summary += [ModelSummary(m, r, acc, sar, war, rank, n) for (m, acc, sar, war, n), rank in zip(rows, ranks)]
+
+    correlations = _correlations(by_cell, models, datasets, lr_res, war_weights, notes)
+    return RobustnessReport(summary, per_dataset, correlations, war_weights, alpha, classes, notes)
+
+
+def gamma_matrix(
+    by_cell: Mapping[tuple[str, str, Resolution], DatasetScore], models: list[str], datasets: list[str], resolution: int
+) -> tuple[list[str], np.ndarray]:
+    """``[models, datasets]`` Gamma at one resolution, over the models that have every dataset."""
+    complete = [m for m in models if all((m, d, resolution) in by_cell for d in datasets)]
+    matrix = np.array([[by_cell[(m, d, resolution)].Gamma for d in datasets] for m in complete], dtype=float)
+    return complete, matrix.reshape(len(complete), len(datasets))
+
+
+def _correlations(by_cell, models, datasets, lr_res, war_weights, notes) -> list[DatasetCorrelation]:
+    out: list[DatasetCorrelation] = []
+    w = np.array([war_weights[d] for d in datasets])
+    for r in lr_res:
+        complete, g = gamma_matrix(by_cell, models, datasets, r)
+        if len(complete) < 3:
+            notes.append(
+                f"note: dataset correlations at {r} px need >= 3 models with every dataset (have {len(complete)})"
+            )
+            continue
+        if len(complete) < len(models):
+            notes.append(f"note: dataset correlations at {r} px use the {len(complete)} models with every dataset")
+        sar_c = dataset_correlations(g)
+        war_c = dataset_correlations(g, w)
+        out += [DatasetCorrelation(r, d, float(s), float(v)) for d, s, v in zip(datasets, sar_c, war_c)]
+        out.append(DatasetCorrelation(r, MEAN_ROW, mean_correlation(sar_c), mean_correlation(war_c)))
+    return out

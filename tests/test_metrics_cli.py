@@ -1,0 +1,127 @@
+"""`lr0fm metrics` and `lr0fm metrics optimize-weights` end to end, and the optimiser's guarantees."""
+
+import csv
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from test_metrics import HAND, write_csv
+
+from lr0fm.catalog import DATASETS
+from lr0fm.cli import main as lr0fm_main
+from lr0fm.metrics import load_weights
+from lr0fm.metrics.optimize import PAPER_OBJECTIVE, WeightScorer, optimize_weights, parse_objective
+
+
+def test_metrics_cli_writes_the_three_tables(tmp_path, capsys):
+    results = write_csv(tmp_path / "r.csv", HAND)
+    out = tmp_path / "out"
+    assert lr0fm_main(["metrics", str(results), "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| model | ACC-HR | ACC-16 | SAR-16 | WAR-16 |" in printed
+    with open(out / "summary.csv") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["model", "resolution", "acc", "sar", "war", "rank_war"]
+    assert [r[0] for r in rows[1:]] == ["m1", "m2"]
+    assert float(rows[1][3]) == pytest.approx(100 * (0.5 + 0.75) / 2)
+    with open(out / "per_dataset.csv") as fh:
+        assert next(csv.reader(fh)) == ["model", "dataset", "resolution", "top1", "gamma", "Gamma"]
+    with open(out / "correlations.csv") as fh:
+        assert next(csv.reader(fh)) == ["resolution", "dataset", "spearman_sar", "spearman_war"]
+    assert (out / "summary.md").read_text().startswith("## LR0.FM robustness")
+
+
+def test_metrics_cli_bad_input_exits_2_with_message(tmp_path, capsys):
+    results = write_csv(tmp_path / "r.csv", [dict(r, top1=r["top1"] * 100) for r in HAND])
+    assert lr0fm_main(["metrics", str(results), "--output", str(tmp_path / "o")]) == 2
+    assert "looks like percentages" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        lr0fm_main(["metrics", str(results), "--num-classes", "dtd"])
+
+
+def synthetic_gammas(num_models=30, seed=0):
+    rng = np.random.default_rng(seed)
+    skill = rng.normal(size=(num_models, 1))
+    share = np.linspace(0.95, 0.1, len(DATASETS))
+    return share * skill + (1 - share) * rng.normal(size=(num_models, len(DATASETS)))
+
+
+def test_objective_parsing():
+    obj = parse_objective(PAPER_OBJECTIVE, DATASETS)
+    assert obj.terms == {"imagenet": 0.95, "imagenet-v2": 0.95, "dtd": 0.95, "imagenet-a": 1.0, "eurosat": 1.0}
+    assert parse_objective("mean", ["a", "b"]).terms == {"a": 0.5, "b": 0.5}
+    with pytest.raises(ValueError, match="Did you mean 'eurosat'"):
+        parse_objective("eurosatt + dtd", DATASETS)
+    with pytest.raises(ValueError, match="coefficient 'x'"):
+        parse_objective("x*dtd", DATASETS)
+
+
+def test_optimizer_is_seeded_and_never_worse_than_start():
+    g = synthetic_gammas()
+    obj = parse_objective(PAPER_OBJECTIVE, DATASETS)
+    start = {d: 1.0 for d in DATASETS}
+    kwargs = dict(trials=4, batch_size=4, refine_steps=300, seed=3, start=start)  # Sobol phase + refinement
+    a = optimize_weights(g, DATASETS, obj, **kwargs)
+    b = optimize_weights(g, DATASETS, obj, **kwargs)
+    assert a.weights == b.weights and a.objective_value == b.objective_value
+    assert a.objective_value >= a.start_objective
+    assert a.objective_value > a.start_objective  # uniform weights are far from optimal on this table
+    assert all(0.01 <= w <= 1.0 for w in a.weights.values())
+    assert WeightScorer(g, DATASETS, obj)(np.array(list(a.weights.values()))) == pytest.approx(a.objective_value)
+    c = optimize_weights(g, DATASETS, obj, **dict(kwargs, seed=4))
+    assert c.weights != a.weights
+
+
+@pytest.mark.slow
+def test_optimizer_bayesian_phase_is_reproducible():
+    g = synthetic_gammas()
+    obj = parse_objective(PAPER_OBJECTIVE, DATASETS)
+    kwargs = dict(trials=14, batch_size=7, refine_steps=0, seed=0)
+    a = optimize_weights(g, DATASETS, obj, **kwargs)
+    b = optimize_weights(g, DATASETS, obj, **kwargs)
+    assert a.history == b.history and a.weights == b.weights
+
+
+def test_optimize_weights_cli_yaml_feeds_metrics(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    g = synthetic_gammas(num_models=8)
+    records = []
+    for i in range(g.shape[0]):
+        for j, d in enumerate(DATASETS[:5]):
+            hr = 0.8
+            records += [
+                {"model": f"m{i}", "dataset": d, "resolution": "hr", "top1": hr},
+                {
+                    "model": f"m{i}",
+                    "dataset": d,
+                    "resolution": 16,
+                    "top1": hr / (1 + np.exp(-g[i, j] + rng.normal(0, 0.01))),
+                },
+            ]
+    results = write_csv(tmp_path / "r.csv", records)
+    weights = tmp_path / "w.yaml"
+    argv = ["metrics", "optimize-weights", str(results), "--resolution", "16", "--trials", "3"]
+    argv += ["--objective", "imagenet + imagenet-a", "--refine-steps", "200", "--output", str(weights)]
+    assert lr0fm_main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "start (published)" in printed and "optimised" in printed
+    loaded = load_weights(weights)
+    assert set(loaded) == set(DATASETS[:5])
+    assert (
+        lr0fm_main(["metrics", str(results), "--weights", str(weights), "--output", str(tmp_path / "o"), "--quiet"])
+        == 0
+    )
+
+
+def test_top_level_help_does_not_import_torch():
+    code = (
+        "import sys; from lr0fm.cli import main; main(['--help']); "
+        "print('torch' in sys.modules, 'lightning' in sys.modules)"
+    )
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("False False")
+    assert "metrics" in out
+    assert time.perf_counter() - t0 < 10
