@@ -33,7 +33,7 @@ PATTERNS: tuple[str, ...] = (
     "a {adj} {noun} with {with}{bg}",
 )
 #: Probability that each of size, colour, texture, shape, background is left out of a caption.
-OMIT_PROB = 0.25
+OMIT_PROB = 0.5
 
 
 def fixed_words() -> set[str]:

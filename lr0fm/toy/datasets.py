@@ -100,15 +100,11 @@ def build_toy_dataset(
             + did_you_mean(name, TOY_DATASETS)
         )
     if num_per_class < 1:
-        raise DatasetError(
-            f"num_per_class must be a positive number of images per class, got {num_per_class}"
-        )
+        raise DatasetError(f"num_per_class must be a positive number of images per class, got {num_per_class}")
     attribute = TOY_TASKS[name]
     classnames = list(ATTRIBUTES[attribute])
     samples = [
-        (ToySample(name, label, j, seed), label)
-        for label in range(len(classnames))
-        for j in range(num_per_class)
+        (ToySample(name, label, j, seed), label) for label in range(len(classnames)) for j in range(num_per_class)
     ]
     return ZeroShotDataset(
         name=name,

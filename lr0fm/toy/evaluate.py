@@ -29,9 +29,7 @@ def text_classifier(backbone: Backbone, classnames: Sequence[str], templates: Se
     """Per-class mean of the L2-normalised template embeddings, re-normalised: [num_classes, dim]."""
     rows = []
     for name in classnames:
-        emb = F.normalize(
-            backbone.encode_text(backbone.tokenizer([t.format(c=name) for t in templates])), dim=-1
-        )
+        emb = F.normalize(backbone.encode_text(backbone.tokenizer([t.format(c=name) for t in templates])), dim=-1)
         rows.append(F.normalize(emb.mean(0), dim=-1))
     return torch.stack(rows)
 

@@ -126,8 +126,7 @@ class CaptionedBatches(IterableDataset):
         indices = range(k * self.batch_size, (k + 1) * self.batch_size)
         images, scenes = render_split(self.split, indices, self.seed)
         captions = [
-            compose_caption(sc.attrs, np.random.default_rng((self.seed, 7, i)))
-            for sc, i in zip(scenes, indices)
+            compose_caption(sc.attrs, np.random.default_rng((self.seed, 7, i))) for sc, i in zip(scenes, indices)
         ]
         return images_to_tensor(images), self.tokenizer(captions)
 
@@ -150,9 +149,7 @@ class ToyPretrainData(L.LightningDataModule):
         return DataLoader(self.stream, batch_size=None, num_workers=0)
 
 
-def clip_loss(
-    img: torch.Tensor, txt: torch.Tensor, tokens: torch.Tensor, logit_scale: torch.Tensor
-) -> torch.Tensor:
+def clip_loss(img: torch.Tensor, txt: torch.Tensor, tokens: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
     """Symmetric InfoNCE where identical captions in a batch count as positives of each other.
 
     Toy captions repeat (``"a red shape"``), so the targets spread uniformly over all pairs whose token
@@ -208,9 +205,7 @@ class ToyCLIPModule(L.LightningModule):
             self.model.logit_scale.clamp_(0, math.log(100))
         every, step = self.cfg.export_every, self.global_step
         if self.export_dir is not None and every and step % every == 0 and step < self.cfg.max_steps:
-            export(
-                self, ToyTokenizer.default(self.cfg.model_cfg["text_cfg"]["context_length"]), self.export_dir
-            )
+            export(self, ToyTokenizer.default(self.cfg.model_cfg["text_cfg"]["context_length"]), self.export_dir)
 
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW (no decay on gains, biases, embeddings, logit scale) with linear warm-up and cosine decay."""

@@ -13,8 +13,9 @@ Split scheme (no shared images, no shared attribute combinations):
     from ``numpy.random.default_rng((seed, split_id, *key))``, so every image is reproducible from
     ``(seed, split, index)``.
 
-Textures alternate the object colour with a darkened copy of it at a period of 4-7 px, each pattern
-covering about half of the object, and a solid object has exactly the mean colour of a pattern: a
+Textures alternate the object colour with a darkened copy of it at a period of 4 or 6 px, axis-aligned
+and locked to the pixel grid (the rotation turns the shape only), each pattern covering about half of
+the object, and a solid object has exactly the mean colour of a pattern: a
 patch-8 ViT resolves the patterns at 64 px, while a 4x bicubic downsampling (16 px) blurs them into
 nearly the same flat shade (the brightness gives nothing away), leaving only faint aliasing residue.
 """
@@ -68,7 +69,7 @@ _RADIUS: dict[str, tuple[float, float]] = {
     "medium": (13.5, 16.0),
     "large": (19.5, 23.0),
 }
-_PERIOD = (4.0, 7.0)  # texture period range in px at 64 px
+_PERIODS = (4.0, 6.0)  # texture periods in px at 64 px
 _DARK = 0.3  # the texture's second colour is the object colour times this factor
 _NOISE_STD = (0.0, 6.0)  # Gaussian pixel noise range (0-255 scale)
 _JITTER = 12.0  # max per-channel colour jitter
@@ -105,7 +106,6 @@ class Scene:
     cy: float
     angle: float
     period: float
-    phase: tuple[float, float]
     jitter: tuple[float, float, float, float, float, float]
     noise_std: float
     noise_seed: int
@@ -154,8 +154,7 @@ def sample_scene(attrs: Attributes, rng: np.random.Generator) -> Scene:
         cx=float(cx),
         cy=float(cy),
         angle=float(rng.uniform(0, 2 * np.pi)),
-        period=float(rng.uniform(*_PERIOD)),
-        phase=(float(rng.uniform(0, 1)), float(rng.uniform(0, 1))),
+        period=float(rng.choice(_PERIODS)),
         jitter=tuple(float(v) for v in rng.uniform(-_JITTER, _JITTER, size=6)),
         noise_std=float(rng.uniform(*_NOISE_STD)),
         noise_seed=int(rng.integers(2**31)),
@@ -215,8 +214,7 @@ def render_scenes(scenes: Sequence[Scene], size: int = NATIVE_SIZE) -> np.ndarra
     shape_ids = np.array([SHAPES.index(sc.attrs.shape) for sc in scenes])
     inside = _shape_mask(shape_ids, u_px / radius, v_px / radius)
     period = col([sc.period * scale for sc in scenes])
-    s = u_px / period + col([sc.phase[0] for sc in scenes])
-    t = v_px / period + col([sc.phase[1] for sc in scenes])
+    s, t = (xs[None] - 0.5) / period, (ys[None] - 0.5) / period  # locked to the pixel grid
     dark = _texture_mask(np.array([TEXTURES.index(sc.attrs.texture) for sc in scenes]), s, t)
 
     fg = np.array([np.add(_RGB[sc.attrs.color], sc.jitter[:3]) for sc in scenes])[:, None, None, :]
@@ -226,10 +224,7 @@ def render_scenes(scenes: Sequence[Scene], size: int = NATIVE_SIZE) -> np.ndarra
     obj = np.where(dark[..., None], fg * _DARK, fg)
     img = np.where(inside[..., None], obj, bg)
     noise = np.stack(
-        [
-            np.random.default_rng(sc.noise_seed).standard_normal((size, size, 3)) * sc.noise_std
-            for sc in scenes
-        ]
+        [np.random.default_rng(sc.noise_seed).standard_normal((size, size, 3)) * sc.noise_std for sc in scenes]
     )
     return np.clip(np.rint(img + noise), 0, 255).astype(np.uint8)
 
