@@ -11,6 +11,10 @@ import sys
 
 #: subcommand -> (module with a ``main(argv)`` function, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "benchmark": (
+        "lr0fm.benchmark.cli",
+        "zero-shot top-1 of backbones on datasets at 16-128 px and HR, one pass per dataset, resumable",
+    ),
     "toy": (
         "lr0fm.toy.cli",
         "offline toy world: `toy pretrain` trains the tiny CLIP (toyclip), `toy eval` scores it",

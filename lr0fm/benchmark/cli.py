@@ -1,0 +1,117 @@
+"""``lr0fm benchmark``: zero-shot top-1 of backbones on datasets at 16-128 px and HR, in one pass per dataset."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+EPILOG = """examples:
+  lr0fm benchmark --model toyclip --dataset toy-color toy-texture toy-size --resolutions 8 16 32 hr
+  lr0fm benchmark --model ViT-B-16:laion2b_s34b_b88k --dataset imagenet=/data/imagenet dtd=/data --devices 4 --strategy ddp
+  lr0fm benchmark --config configs/benchmark/lr0fm66.yaml
+  lr0fm benchmark --list-models 'EVA02*'
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Parser of ``lr0fm benchmark`` (every option can also come from ``--config FILE.yaml``)."""
+    p = argparse.ArgumentParser(
+        prog="lr0fm benchmark",
+        description="LR0.FM zero-shot benchmark: each image is decoded once and scored at every resolution; "
+        "results append to OUTPUT/results.csv as each (model, dataset) finishes, and reruns skip what is done.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", help="YAML file with any of the options below (command-line flags win)")
+    p.add_argument("--list-models", nargs="?", const="*", metavar="PATTERN", help="list backbone specs and exit")
+    p.add_argument("--list-datasets", nargs="?", const="*", metavar="PATTERN", help="list dataset names and exit")
+    p.add_argument("--model", "--models", dest="models", nargs="+", action="extend", metavar="SPEC")
+    p.add_argument("--dataset", "--datasets", dest="datasets", nargs="+", action="extend", metavar="NAME[=ROOT]")
+    p.add_argument("--resolutions", nargs="+", metavar="N|hr", help="default: 16 32 64 128 hr")
+    p.add_argument("--data-root", help="root folder for datasets given without =ROOT")
+    p.add_argument("--output", help="output folder (default: lightning_logs/benchmark)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--workers", type=int, help="DataLoader workers (default: min(8, CPUs))")
+    p.add_argument("--precision", help="auto (default), 32, bf16-mixed or 16-mixed")
+    p.add_argument("--accelerator", help="auto (default), cpu, gpu")
+    p.add_argument("--devices", help="number of devices (default 1)")
+    p.add_argument("--strategy", help="auto (default) or ddp")
+    p.add_argument("--seed", type=int, help="seed of ARCH:none random weights")
+    p.add_argument("--lr-tokens", help="apply LR-TK0 tokens (.safetensors from lr0fm fit) to the model(s)")
+    p.add_argument("--cache-dir", help="text-classifier cache (default: OUTPUT/classifier_cache)")
+    p.add_argument("--weights", help="WAR weights YAML for the summary (default: published LR0.FM WAR-16)")
+    p.add_argument("--skip-existing", dest="skip_existing", action="store_true", default=None)
+    p.add_argument("--no-skip-existing", dest="skip_existing", action="store_false", help="re-measure everything")
+    p.add_argument("--skip-corrupt", action="store_true", default=None, help="skip undecodable images (counted)")
+    p.add_argument("--download", action="store_true", default=None, help="let torchvision download datasets")
+    p.add_argument("--no-predictions", dest="predictions", action="store_false", default=None)
+    return p
+
+
+def _load_yaml(path: str) -> dict:
+    import yaml
+
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"--config {path}: expected a mapping of options")
+    return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+def make_config(args: argparse.Namespace):
+    """Merge ``--config`` YAML and flags into a :class:`BenchmarkConfig`."""
+    from lr0fm.benchmark.runner import BenchmarkConfig
+    from lr0fm.catalog import did_you_mean
+
+    names = [f.name for f in fields(BenchmarkConfig)] + ["weights"]
+    values = _load_yaml(args.config) if args.config else {}
+    unknown = [k for k in values if k not in names]
+    if unknown:
+        raise ValueError(f"--config {args.config}: unknown option {unknown[0]!r}.{did_you_mean(unknown[0], names)}")
+    for key in names:
+        flag = getattr(args, key, None)
+        if flag is not None:
+            values[key] = flag
+    weights = values.pop("weights", None)
+    if not values.get("models") or not values.get("datasets"):
+        raise ValueError("give at least one --model and one --dataset (or a --config that lists them)")
+    if "devices" in values and str(values["devices"]).isdigit():
+        values["devices"] = int(values["devices"])
+    for key in ("models", "datasets", "resolutions"):
+        if key in values and isinstance(values[key], str):
+            values[key] = values[key].split()
+    return BenchmarkConfig(**values), weights
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``lr0fm benchmark``."""
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.list_models is not None:
+        from lr0fm.models import list_models
+
+        print("\n".join(list_models(args.list_models)))
+        return 0
+    if args.list_datasets is not None:
+        from lr0fm.datasets import list_datasets
+
+        print("\n".join(list_datasets(args.list_datasets)))
+        return 0
+    from lr0fm.benchmark.runner import finalize, run_benchmark
+    from lr0fm.datasets.base import DatasetError
+    from lr0fm.models.errors import WeightsUnavailableError
+
+    try:
+        config, weights = make_config(args)
+        run_benchmark(config)
+    except (DatasetError, WeightsUnavailableError, ValueError, FileNotFoundError) as exc:
+        print(f"lr0fm benchmark: error: {exc}", file=sys.stderr)
+        return 2
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    if getattr(rank_zero_only, "rank", 0) == 0:
+        markdown = finalize(config, weights=weights)
+        if markdown:
+            print(markdown)
+    return 0

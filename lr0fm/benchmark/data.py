@@ -1,0 +1,129 @@
+"""Data side of the benchmark: one decode per image, every resolution from it, exact DDP sharding."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from lr0fm.benchmark.transforms import MultiResolutionTransform
+from lr0fm.datasets.base import CorruptImageError, ZeroShotDataset
+
+
+class MultiResolutionDataset(Dataset):
+    """Wraps a :class:`ZeroShotDataset`: item = (``[R, 3, H, W]`` views, label, index).
+
+    With ``skip_corrupt`` an undecodable image yields ``None`` views (counted and dropped by
+    :func:`collate`); otherwise :class:`CorruptImageError` stops the run naming the file.
+    """
+
+    def __init__(self, dataset: ZeroShotDataset, transform: MultiResolutionTransform, skip_corrupt: bool = False):
+        self.dataset = dataset
+        self.transform = transform
+        self.skip_corrupt = skip_corrupt
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        try:
+            image, label = self.dataset[index]
+        except CorruptImageError:
+            if not self.skip_corrupt:
+                raise
+            return None, -1, index
+        return self.transform(image), label, index
+
+
+def collate(batch):
+    """Stack the decodable samples; report how many were skipped as corrupt."""
+    kept = [b for b in batch if b[0] is not None]
+    skipped = len(batch) - len(kept)
+    if not kept:
+        return None, None, None, skipped
+    views = torch.stack([b[0] for b in kept])
+    labels = torch.tensor([b[1] for b in kept], dtype=torch.long)
+    indices = torch.tensor([b[2] for b in kept], dtype=torch.long)
+    return views, labels, indices, skipped
+
+
+class ShardSampler(Sampler[int]):
+    """Deterministic strided sharding ``rank::world_size`` with no padding and no duplicates.
+
+    Every sample is seen by exactly one rank, so summed counts over ranks equal a single-process run.
+    """
+
+    def __init__(self, length: int, rank: int = 0, world_size: int = 1) -> None:
+        self.length, self.rank, self.world_size = length, rank, world_size
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.length, self.world_size))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.length, self.world_size))
+
+
+def make_loader(
+    dataset: MultiResolutionDataset,
+    *,
+    batch_size: int,
+    num_workers: int,
+    rank: int = 0,
+    world_size: int = 1,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """A DataLoader over this rank's shard (persistent workers, optional pinned memory)."""
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=ShardSampler(len(dataset), rank, world_size),
+        num_workers=num_workers,
+        collate_fn=collate,
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0,
+        prefetch_factor=4 if num_workers > 0 else None,
+    )
+
+
+class ZeroShotDataModule(L.LightningDataModule):
+    """Serves one zero-shot dataset at several resolutions (one validation dataloader).
+
+    Args:
+        dataset: the evaluation set.
+        transform: the multi-resolution LR protocol transform of the backbone.
+        batch_size: images per batch (each carries R views).
+        num_workers: DataLoader worker processes.
+        skip_corrupt: skip undecodable images instead of stopping.
+    """
+
+    def __init__(
+        self,
+        dataset: ZeroShotDataset,
+        transform: MultiResolutionTransform,
+        *,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        skip_corrupt: bool = False,
+    ) -> None:
+        super().__init__()
+        self.data = MultiResolutionDataset(dataset, transform, skip_corrupt)
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+
+    def val_dataloader(self) -> DataLoader:
+        """This rank's shard of the dataset."""
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        pin = trainer is not None and trainer.strategy.root_device.type == "cuda"
+        return make_loader(
+            self.data,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            rank=rank,
+            world_size=world,
+            pin_memory=pin,
+        )
+
+    test_dataloader = val_dataloader

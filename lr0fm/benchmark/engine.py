@@ -1,0 +1,93 @@
+"""In-process zero-shot evaluation of a backbone (used inside training loops, e.g. the LR-TK0 callback).
+
+``lr0fm benchmark`` runs the same scoring through ``Trainer.validate`` (:mod:`lr0fm.benchmark.runner`);
+this function is the loop to call when a Trainer is already running and the model is already placed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.distributed as dist
+
+from lr0fm.benchmark.classifier import ClassifierCache
+from lr0fm.benchmark.data import MultiResolutionDataset, make_loader
+from lr0fm.benchmark.scoring import ZeroShotCounts, counts_to_records, predict_top5
+from lr0fm.benchmark.transforms import MultiResolutionTransform, parse_resolutions
+from lr0fm.datasets.base import ZeroShotDataset
+from lr0fm.models.base import Backbone
+
+_AUTOCAST = {"bf16-mixed": torch.bfloat16, "bf16": torch.bfloat16, "16-mixed": torch.float16, "16": torch.float16}
+
+
+def autocast(device: torch.device, precision: str):
+    """Autocast context for a Lightning-style precision string (``"32"`` disables it)."""
+    dtype = _AUTOCAST.get(str(precision))
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _dist() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+@torch.no_grad()
+def evaluate_backbone(
+    backbone: Backbone,
+    datasets: Mapping[str, ZeroShotDataset],
+    resolutions: Sequence[int | str],
+    *,
+    model_name: str | None = None,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    device: str | torch.device = "cpu",
+    precision: str = "32",
+    cache_dir: str | None = None,
+    cache: ClassifierCache | None = None,
+) -> list[dict]:
+    """Zero-shot top-1/top-5 of ``backbone`` on every dataset at every resolution (one pass per dataset).
+
+    The backbone is used as it is (mode and placement are the caller's: call ``backbone.eval()`` first).
+    Under ``torch.distributed`` each rank evaluates its own shard (no padding) and the counts are summed
+    across ranks, so every rank returns the same records.
+
+    Returns:
+        results-table records: ``model, dataset, resolution, top1, top5, num_samples, num_classes``.
+    """
+    device = torch.device(device)
+    resolutions = parse_resolutions(resolutions)
+    cache = cache or ClassifierCache(cache_dir)
+    transform = MultiResolutionTransform(backbone.preprocess, resolutions)
+    rank, world = _dist()
+    records: list[dict] = []
+    for name, dataset in datasets.items():
+        classifier = cache.for_dataset(backbone, dataset, device=device)
+        loader = make_loader(
+            MultiResolutionDataset(dataset, transform),
+            batch_size=batch_size,
+            num_workers=num_workers,
+            rank=rank,
+            world_size=world,
+            pin_memory=device.type == "cuda",
+        )
+        counts = ZeroShotCounts(len(resolutions), keep_predictions=False).to(device)
+        for views, labels, indices, _ in loader:
+            with autocast(device, precision):
+                top5 = predict_top5(backbone, classifier, views.to(device, non_blocking=True))
+            counts.update(top5, labels.to(device), indices.to(device))
+        records += counts_to_records(
+            counts.compute(),
+            model=model_name or backbone.spec,
+            dataset=name,
+            resolutions=resolutions,
+            num_classes=int(classifier.shape[0]),
+        )
+    return records
+
+
+__all__ = ["autocast", "evaluate_backbone"]

@@ -1,0 +1,81 @@
+"""The zero-shot LightningModule: ``Trainer.validate`` runs the benchmark, so DDP and precision come free."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning as L
+import torch
+
+from lr0fm.benchmark.scoring import ZeroShotCounts, counts_to_records, predict_top5
+from lr0fm.models.base import Backbone
+
+
+class ZeroShotModule(L.LightningModule):
+    """Scores one dataset at several resolutions against a fixed text classifier.
+
+    After ``trainer.validate(module, datamodule)``, :attr:`records` holds one results-table record per
+    resolution (identical on every rank) and :attr:`predictions` the per-sample top-5 predictions.
+
+    Args:
+        backbone: the model (its image encoder is used; the classifier is precomputed).
+        classifier: ``[C, D]`` normalised class embeddings.
+        resolutions: resolution of each view, in the order the transform produces them.
+        model_name: ``model`` column of the records.
+        dataset_name: ``dataset`` column of the records.
+        keep_predictions: also gather per-sample predictions.
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        classifier: torch.Tensor,
+        resolutions: Sequence,
+        *,
+        model_name: str,
+        dataset_name: str,
+        keep_predictions: bool = True,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.register_buffer("classifier", classifier, persistent=False)
+        self.resolutions = list(resolutions)
+        self.model_name = model_name
+        self.dataset_name = dataset_name
+        self.counts = ZeroShotCounts(len(self.resolutions), keep_predictions)
+        self.records: list[dict] = []
+        self.predictions: dict[str, torch.Tensor] = {}
+
+    def on_validation_epoch_start(self) -> None:
+        """Start from zero counts."""
+        self.counts.reset()
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        """Predict every view of the batch and count hits."""
+        views, labels, indices, skipped = batch
+        if views is None:
+            self.counts.add_skipped(skipped)
+            return
+        with torch.no_grad():
+            top5 = predict_top5(self.backbone, self.classifier, views)
+        self.counts.update(top5, labels, indices, skipped)
+
+    test_step = validation_step
+    on_test_epoch_start = on_validation_epoch_start
+
+    def on_validation_epoch_end(self) -> None:
+        """Synchronise counts across ranks and turn them into records (logged as ``top1/<dataset>/<res>``)."""
+        result = self.counts.compute()
+        self.records = counts_to_records(
+            result,
+            model=self.model_name,
+            dataset=self.dataset_name,
+            resolutions=self.resolutions,
+            num_classes=int(self.classifier.shape[0]),
+        )
+        self.predictions = {k: v.cpu() for k, v in result.items() if k in ("indices", "labels", "preds")}
+        for rec in self.records:
+            self.log(f"top1/{self.dataset_name}/{rec['resolution']}", rec["top1"], rank_zero_only=True)
+        self.counts.reset()
+
+    on_test_epoch_end = on_validation_epoch_end
