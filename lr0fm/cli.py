@@ -27,6 +27,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "lr0fm.synth.cli",
         "generate the diffusion-made HR training set of LR-TK0 (resumable, shardable across GPUs)",
     ),
+    "fit": ("lr0fm.lrtk0.cli.fit", "train LR-TK0 tokens (LightningCLI fit): `fit --config configs/lrtk0/toy.yaml`"),
+    "validate": ("lr0fm.lrtk0.cli.validate", "LR-TK0 validation loss + zero-shot benchmark of a checkpoint"),
+    "test": ("lr0fm.lrtk0.cli.test", "LR-TK0 test loop + zero-shot benchmark of a checkpoint"),
 }
 
 USAGE = "usage: lr0fm [-h] [--version] <command> [<args>]"

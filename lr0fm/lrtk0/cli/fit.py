@@ -1,0 +1,10 @@
+"""``lr0fm fit``: LightningCLI ``fit`` of LR-TK0 (see :mod:`lr0fm.lrtk0.cli`)."""
+
+from __future__ import annotations
+
+from lr0fm.lrtk0.cli import run
+
+
+def main(argv: list[str]) -> int:
+    """Run ``fit`` with the arguments after the subcommand."""
+    return run("fit", argv)

@@ -1,0 +1,85 @@
+"""LR-TK0 distillation loss: CLIP-style symmetric InfoNCE between teacher HR and student embeddings.
+
+The frozen teacher embeds the HR image; the student (tokens on) embeds the HR image and its K LR versions.
+Every student view is contrasted with the teacher's HR embeddings of the *global* batch (in-batch
+negatives gathered across DDP ranks with gradients), so each rank computes the loss of the whole global
+batch. DDP then averages the per-rank gradients, which equal ``world_size`` times the local share of the
+global gradient (the all-gather backward sums them), so the update equals one process on the global batch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.distributed.nn.functional import all_gather
+
+
+def gather_with_grad(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """Concatenate ``x`` from every DDP rank along ``dim``, keeping gradients; identity without DDP."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    return torch.cat(all_gather(x), dim=dim)
+
+
+def symmetric_info_nce(queries: torch.Tensor, keys: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+    """CLIP loss: mean of the query->key and key->query cross-entropies; row ``i`` matches row ``i``.
+
+    Args:
+        queries: L2-normalised ``[B, D]`` embeddings.
+        keys: L2-normalised ``[B, D]`` embeddings.
+        logit_scale: the (already exponentiated) inverse temperature.
+
+    """
+    logits = logit_scale * queries @ keys.t()
+    labels = torch.arange(logits.shape[0], device=logits.device)
+    return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels))
+
+
+def distillation_loss(
+    teacher: torch.Tensor,
+    student: torch.Tensor,
+    logit_scale: torch.Tensor,
+    *,
+    hr_cosine_weight: float = 0.0,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """LR-TK0 loss of one (global) batch.
+
+    Args:
+        teacher: L2-normalised teacher HR embeddings ``[B, D]`` (no gradient).
+        student: L2-normalised student embeddings ``[V, B, D]``; view 0 is the HR image, views 1.. the LR ones.
+        logit_scale: exponentiated learnable inverse temperature.
+        hr_cosine_weight: weight of ``1 - cos(student HR, teacher HR)``, which keeps the student's HR
+            embedding on the teacher's (cuts the native-resolution cost); 0 disables it.
+
+    Returns:
+        ``(loss, parts)``: the total and its detached parts ``hr``, ``lr`` (mean over LR views) and
+        ``cosine`` (when enabled).
+
+    """
+    per_view = torch.stack([symmetric_info_nce(view, teacher, logit_scale) for view in student])
+    loss = per_view.mean()
+    parts = {"hr": per_view[0].detach()}
+    if len(per_view) > 1:
+        parts["lr"] = per_view[1:].mean().detach()
+    if hr_cosine_weight:
+        cosine = (1.0 - (student[0] * teacher).sum(-1)).mean()
+        loss = loss + hr_cosine_weight * cosine
+        parts["cosine"] = cosine.detach()
+    return loss, parts
+
+
+def caption_classification_loss(
+    student: torch.Tensor, classifier: torch.Tensor, labels: torch.Tensor, logit_scale: torch.Tensor
+) -> torch.Tensor:
+    """The paper's "CL" variant: classify every student view into the training captions.
+
+    Args:
+        student: L2-normalised student embeddings ``[V, B, D]``.
+        classifier: L2-normalised text embeddings of the training captions ``[C, D]`` (frozen text tower).
+        labels: caption id of each image ``[B]``.
+        logit_scale: exponentiated inverse temperature.
+
+    """
+    logits = logit_scale * student @ classifier.t()  # [V, B, C]
+    return F.cross_entropy(logits.flatten(0, 1), labels.repeat(student.shape[0]))
