@@ -9,7 +9,8 @@ from pathlib import Path
 
 EPILOG = """examples:
   lr0fm benchmark --model toyclip --dataset toy-color toy-texture toy-size --resolutions 8 16 32 hr
-  lr0fm benchmark --model ViT-B-16:laion2b_s34b_b88k --dataset imagenet=/data/imagenet dtd=/data --devices 4 --strategy ddp
+  lr0fm benchmark --model ViT-B-16:laion2b_s34b_b88k --dataset imagenet=/data/imagenet dtd=/data \\
+      --devices 4 --strategy ddp
   lr0fm benchmark --config configs/benchmark/lr0fm66.yaml
   lr0fm benchmark --list-models 'EVA02*'
 """

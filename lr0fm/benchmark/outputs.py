@@ -1,5 +1,8 @@
-"""Benchmark outputs: the results table (CSV + JSON Lines, one record per run, appended as each finishes),
-per-sample predictions, and the accuracy-vs-resolution plot."""
+"""Benchmark outputs: results table, per-sample predictions and the accuracy-vs-resolution plot.
+
+The results table is CSV + JSON Lines with one record per (model, dataset, resolution), appended as each
+(model, dataset) run finishes.
+"""
 
 from __future__ import annotations
 

@@ -65,15 +65,19 @@ class ZeroShotCounts(Metric):
         """Counts (and per-sample predictions ordered by sample index)."""
         out = {"top1": self.top1, "top5": self.top5, "total": self.total, "skipped": self.skipped}
         if self.keep_predictions:
-            cat = lambda x: torch.cat(x) if isinstance(x, list) else x
             if isinstance(self.indices, list) and not self.indices:
                 idx = torch.zeros(0, dtype=torch.long)
                 out.update(indices=idx, labels=idx, preds=torch.zeros(0, len(self.top1), 5, dtype=torch.long))
             else:
-                idx, labels, preds = cat(self.indices), cat(self.labels), cat(self.preds)
+                idx, labels, preds = (_cat(x) for x in (self.indices, self.labels, self.preds))
                 order = idx.argsort()
                 out.update(indices=idx[order], labels=labels[order], preds=preds[order])
         return out
+
+
+def _cat(x: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+    """A list state is a list before synchronisation and one tensor after it."""
+    return torch.cat(x) if isinstance(x, list) else x
 
 
 def counts_to_records(
