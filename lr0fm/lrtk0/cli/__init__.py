@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 #: Lightning trainer entry points exposed as lr0fm subcommands
 SUBCOMMANDS = ("fit", "validate", "test")
 
@@ -22,12 +24,27 @@ def run(subcommand: str, argv: list[str]) -> int:
     """
     if subcommand not in SUBCOMMANDS:
         raise ValueError(f"unknown LR-TK0 subcommand {subcommand!r}; expected one of {', '.join(SUBCOMMANDS)}")
-    from lightning.pytorch.cli import LightningCLI
+    import torch
+    from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+    # argv comes from the lr0fm dispatcher, which is also what sys.argv holds: not a mix-up
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
 
     from lr0fm.lrtk0.data import LRTK0DataModule
     from lr0fm.lrtk0.module import LRTK0Module
 
-    LightningCLI(
+    class LRTK0CLI(LightningCLI):
+        """LightningCLI plus ``--num_threads`` (torch intra-op threads; 0 keeps torch's default)."""
+
+        def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+            parser.add_argument("--num_threads", type=int, default=0, help="torch CPU threads (0: default)")
+
+        def before_instantiate_classes(self) -> None:
+            threads = self.config[self.subcommand].num_threads
+            if threads:
+                torch.set_num_threads(threads)
+
+    LRTK0CLI(
         LRTK0Module,
         LRTK0DataModule,
         args=[subcommand, *argv],

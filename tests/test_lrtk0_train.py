@@ -1,0 +1,289 @@
+"""LR-TK0 training: loss, multi-scale data, LightningModule, resume, export, benchmark callback (CPU, offline)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tarfile
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torchvision import transforms
+
+from lr0fm.datasets import DatasetError
+from lr0fm.lrtk0 import load_lr_tokens
+from lr0fm.lrtk0.callback import ZeroShotBenchmark
+from lr0fm.lrtk0.data import EpochBatchSampler, LRTK0DataModule, LRViewsDataset, build_hr_images, draw_lr_sizes
+from lr0fm.lrtk0.loss import distillation_loss, symmetric_info_nce
+from lr0fm.lrtk0.module import LRTK0Module, warmup_cosine
+from lr0fm.models import load_backbone
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+#: a tiny open_clip CLIP: 32 px, patch 8 (16 spatial tokens), width 32, 2 vision blocks
+TINY_ARCH = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "head_width": 16, "patch_size": 8},
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+}
+BUCKETS = [[8, 12], [12, 20]]
+
+
+def write_tiny_arch(folder: Path) -> str:
+    """Write the tiny architecture JSON and return its backbone spec (random weights)."""
+    path = folder / "tiny-lrtk0-vit.json"
+    path.write_text(json.dumps(TINY_ARCH))
+    return str(path)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models on 2 shared cores: one intra-op thread avoids heavy oversubscription slow-downs."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def arch(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return write_tiny_arch(tmp_path_factory.mktemp("arch"))
+
+
+def make_module(arch: str, **kwargs) -> LRTK0Module:
+    torch.manual_seed(0)
+    return LRTK0Module(backbone=arch, lr=5e-3, weight_decay=0.0, **kwargs)
+
+
+def make_trainer(root: Path, max_epochs: int = 2, callbacks: list[Callback] | None = None, **kwargs) -> L.Trainer:
+    return L.Trainer(
+        accelerator="cpu", devices=1, max_epochs=max_epochs, default_root_dir=str(root),
+        use_distributed_sampler=False, enable_progress_bar=False, enable_model_summary=False,
+        log_every_n_steps=1, callbacks=callbacks or [], **kwargs,
+    )
+
+
+def data(num: int = 24, batch_size: int = 4, val_images: int = 0, **kwargs) -> LRTK0DataModule:
+    return LRTK0DataModule(f"toy:{num}", buckets=BUCKETS, batch_size=batch_size, val_images=val_images, **kwargs)
+
+
+# -- loss --------------------------------------------------------------------------------------------
+
+
+def test_symmetric_info_nce_matches_clip_definition() -> None:
+    torch.manual_seed(0)
+    a, b = F.normalize(torch.randn(6, 8), dim=-1), F.normalize(torch.randn(6, 8), dim=-1)
+    scale = torch.tensor(14.3)
+    logits = scale * a @ b.t()
+    by_hand = -(logits.log_softmax(1).diag().mean() + logits.log_softmax(0).diag().mean()) / 2
+    torch.testing.assert_close(symmetric_info_nce(a, b, scale), by_hand)
+    views = torch.stack([b, a, b])  # student HR == teacher: view 0 has the matching-pair minimum
+    loss, parts = distillation_loss(b, views, scale, hr_cosine_weight=2.0)
+    torch.testing.assert_close(parts["cosine"], torch.tensor(0.0), atol=1e-6, rtol=0)
+    torch.testing.assert_close(loss, torch.stack([symmetric_info_nce(v, b, scale) for v in views]).mean())
+    assert parts["hr"] < parts["lr"]
+
+
+def test_warmup_cosine_schedule() -> None:
+    values = [warmup_cosine(s, 4, 20, 0.1) for s in range(21)]
+    assert values[:4] == [0.25, 0.5, 0.75, 1.0] and values[4] == 1.0
+    assert values[-1] == pytest.approx(0.1) and all(x >= y for x, y in zip(values[4:], values[5:]))
+
+
+# -- data --------------------------------------------------------------------------------------------
+
+
+def test_lr_views_are_deterministic_and_come_from_the_buckets() -> None:
+    images = build_hr_images("toy:8")
+    to_tensor = transforms.Compose([transforms.Resize(32, interpolation=transforms.InterpolationMode.BICUBIC),
+                                    transforms.ToTensor()])
+    dataset = LRViewsDataset(images, to_tensor, BUCKETS, seed=3)
+    first, again = dataset[(1, 5)], dataset[(1, 5)]
+    assert first["hr"].shape == (3, 32, 32) and first["lr"].shape == (2, 3, 32, 32)
+    assert torch.equal(first["lr"], again["lr"]) and first["index"] == 5
+    sizes = [draw_lr_sizes(BUCKETS, 3, epoch, 5) for epoch in range(20)]
+    assert all(8 <= a <= 12 and 12 <= b <= 20 for a, b in sizes)
+    assert len({tuple(s) for s in sizes}) > 1  # a new draw every epoch
+    assert not torch.equal(first["lr"][0], first["hr"])  # the LR view lost detail
+
+
+def test_sampler_rank_slices_rebuild_the_single_process_batches() -> None:
+    single = EpochBatchSampler(50, 8, seed=1)
+    ranks = [EpochBatchSampler(50, 4, rank=r, world_size=2, seed=1) for r in range(2)]
+    for sampler in [single, *ranks]:
+        sampler.set_epoch(2)
+    one = list(single)
+    split = [list(s) for s in ranks]
+    assert len(one) == 48 and all(len(s) == 24 for s in split)  # 6 full global batches of 8
+    for step in range(6):
+        shards = split[0][4 * step : 4 * step + 4] + split[1][4 * step : 4 * step + 4]
+        assert set(one[8 * step : 8 * step + 8]) == set(shards)
+    single.set_epoch(3)
+    assert list(single) != one
+    with pytest.raises(DatasetError, match="cannot fill one global batch"):
+        EpochBatchSampler(5, 4, world_size=2)
+
+
+def write_synth_layout(root: Path, captions: int = 3, per_caption: int = 3) -> None:
+    rng = np.random.default_rng(0)
+    with (root / "captions.tsv").open("w", newline="") as handle:
+        writer = csv.writer(handle, delimiter="\t")
+        writer.writerow(["caption_id", "source_line", "caption"])
+        for cid in range(captions):
+            writer.writerow([cid, 10 + cid, f"caption number {cid}"])
+    for cid in range(captions):
+        folder = root / "images" / f"{cid:05d}"
+        folder.mkdir(parents=True)
+        for idx in range(per_caption):
+            Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(folder / f"{idx:03d}.jpg")
+
+
+def test_folder_and_webdataset_sources(tmp_path: Path) -> None:
+    write_synth_layout(tmp_path)
+    images = build_hr_images(f"folder:{tmp_path}", images_per_caption=2)
+    assert len(images) == 6 and images.captions == [f"caption number {c}" for c in range(3)]
+    assert [images.caption_id(i) for i in range(6)] == [0, 0, 1, 1, 2, 2]
+    assert images.image(3).size == (48, 40)
+    shard = tmp_path / "shards" / "synth-00000.tar"
+    shard.parent.mkdir()
+    with tarfile.open(shard, "w") as tar:
+        for cid in range(2):
+            for idx in range(2):
+                key = f"{cid:05d}_{idx:03d}"
+                for suffix, payload in (("jpg", (tmp_path / "images" / f"{cid:05d}" / f"{idx:03d}.jpg").read_bytes()),
+                                        ("txt", f"caption number {cid}".encode())):
+                    info = tarfile.TarInfo(f"{key}.{suffix}")
+                    info.size = len(payload)
+                    tar.addfile(info, io.BytesIO(payload))
+    shards = build_hr_images(f"wds:{shard.parent}")
+    assert len(shards) == 4 and shards.captions == ["caption number 0", "caption number 1"]
+    assert np.array_equal(np.asarray(shards.image(2)), np.asarray(images.image(2)))
+    assert [shards.caption_id(i) for i in range(4)] == [0, 0, 1, 1]
+
+
+def test_bad_sources_name_the_expected_layout(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="toy:N"):
+        build_hr_images("toy:zero")
+    with pytest.raises(DatasetError, match="expected one of: toy"):
+        build_hr_images(str(tmp_path / "missing"))
+    with pytest.raises(DatasetError, match="no image"):
+        build_hr_images(f"folder:{tmp_path}")
+    with pytest.raises(DatasetError, match=r"\*\.tar"):
+        build_hr_images(f"wds:{tmp_path}")
+    with pytest.raises(ValueError, match="bad LR bucket"):
+        LRTK0DataModule(buckets=[[32, 16]])
+
+
+# -- module ------------------------------------------------------------------------------------------
+
+
+def test_one_student_forward_no_frozen_gradients_and_teacher_without_grad(arch: str) -> None:
+    module = make_module(arch, token_init="zeros")
+    module.train()
+    assert {n for n, p in module.named_parameters() if p.requires_grad} == {
+        "logit_scale", "tokens.block_tokens", "tokens.embed_token"}
+    assert not any(m.training for m in module.backbone.modules())
+    calls: list[tuple[int, bool]] = []
+    module.backbone.visual.register_forward_hook(lambda m, a, out: calls.append((a[0].shape[0], out.requires_grad)))
+    hr, lr = torch.randn(4, 3, 32, 32), torch.randn(4, 2, 3, 32, 32)
+    batch = {"hr": hr, "lr": lr, "index": torch.arange(4), "caption": torch.zeros(4, dtype=torch.long)}
+    module.log = lambda *args, **kwargs: None  # no trainer attached
+    loss = module.training_step(batch, 0)
+    assert calls == [(4, False), (12, True)]  # teacher: HR only, no graph; student: one HR + 2 LR forward
+    loss.backward()
+    assert all(p.grad is None for n, p in module.backbone.named_parameters() if not n.startswith("tokens"))
+    assert module.tokens.block_tokens.grad.abs().sum() > 0
+    with torch.no_grad():  # zero tokens: the student computes exactly the teacher
+        torch.testing.assert_close(module.embed_student(hr), module.embed_teacher(hr))
+
+
+def test_teacher_cache_gives_the_same_training(arch: str, tmp_path: Path) -> None:
+    results = []
+    for cache in (False, True):
+        L.seed_everything(0)
+        module = make_module(arch, teacher_cache=cache)
+        make_trainer(tmp_path / str(cache), max_epochs=2, logger=False, enable_checkpointing=False).fit(module, data())
+        results.append(module.tokens.block_tokens.detach().clone())
+        assert len(module._teacher_cache) == (24 if cache else 0)
+    torch.testing.assert_close(results[0], results[1])
+
+
+def test_baselines_train_the_right_parameters(arch: str) -> None:
+    vpt = make_module(arch, method="vpt", num_prompts=3)
+    assert {n for n, p in vpt.named_parameters() if p.requires_grad} == {"logit_scale", "tokens.prompts"}
+    unfrozen = make_module(arch, method="none", unfreeze_last_blocks=1)
+    trainable = [n for n, p in unfrozen.named_parameters() if p.requires_grad]
+    assert unfrozen.tokens is None and unfrozen.teacher is not None
+    assert trainable and all(n == "logit_scale" or "resblocks.1." in n for n in trainable)
+    with pytest.raises(ValueError, match="trains nothing"):
+        make_module(arch, method="none")
+    with pytest.raises(ValueError, match="unknown method 'prompt'"):
+        make_module(arch, method="prompt")
+
+
+class Killed(RuntimeError):
+    """The simulated kill."""
+
+
+class KillAt(Callback):
+    """Simulates a killed run: raises once training reaches ``step``."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            raise Killed(f"killed at step {self.step}")
+
+
+def test_resume_after_kill_reaches_the_uninterrupted_result(arch: str, tmp_path: Path) -> None:
+    def run(root: Path, kill: int | None = None, ckpt_path: str | None = None) -> LRTK0Module:
+        L.seed_everything(0)
+        module = make_module(arch, warmup_steps=2)
+        checkpoint = ModelCheckpoint(dirpath=root / "ckpt", save_last=True)
+        callbacks = [checkpoint] + ([KillAt(kill)] if kill is not None else [])
+        make_trainer(root, max_epochs=3, callbacks=callbacks, logger=False).fit(module, data(), ckpt_path=ckpt_path)
+        return module
+
+    reference = run(tmp_path / "full")
+    with pytest.raises(Killed):
+        run(tmp_path / "killed", kill=8)  # 6 steps per epoch: killed during epoch 2
+    state = torch.load(tmp_path / "killed" / "ckpt" / "last.ckpt", weights_only=False)
+    assert set(state["state_dict"]) == {"logit_scale", "tokens.block_tokens", "tokens.embed_token"}
+    resumed = run(tmp_path / "killed", ckpt_path="last")
+    torch.testing.assert_close(resumed.tokens.state_dict(), reference.tokens.state_dict())
+    torch.testing.assert_close(resumed.logit_scale, reference.logit_scale)
+
+
+def test_fit_exports_tokens_and_logs_benchmark_scalars(arch: str, tmp_path: Path) -> None:
+    L.seed_everything(0)
+    module = make_module(arch)
+    benchmark = ZeroShotBenchmark(["toy-texture", "toy-color"], resolutions=[8, 16], max_samples=12, batch_size=12)
+    trainer = make_trainer(tmp_path, max_epochs=1, callbacks=[benchmark], enable_checkpointing=False)
+    trainer.fit(module, data(val_images=8))
+    export = Path(trainer.log_dir) / "lr_tokens.safetensors"
+    backbone = load_backbone(arch)
+    tokens = load_lr_tokens(export, backbone)
+    images = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(backbone.encode_image(images), module.backbone.encode_image(images))
+        tokens.detach()
+        assert not torch.allclose(backbone.encode_image(images), module.backbone.encode_image(images))
+    events = EventAccumulator(str(trainer.log_dir)).Reload()
+    scalars = set(events.Tags()["scalars"])
+    for res in ("8", "16", "hr"):
+        assert {f"val/acc_{res}", f"val/sar_{res}", f"val/war_{res}"} <= scalars
+    assert {"train/loss", "train/loss_lr", "val/loss"} <= scalars
+    acc = events.Scalars("val/acc_hr")[0].value
+    assert 0.0 <= acc <= 100.0
+    with pytest.raises(ValueError, match="at least one dataset"):
+        ZeroShotBenchmark([])
