@@ -14,7 +14,7 @@ from PIL import Image
 
 from lr0fm.datasets.base import ZeroShotDataset
 from lr0fm.models.base import Backbone
-from lr0fm.toy.datasets import build_toy_dataset
+from lr0fm.toy.datasets import TOY_DATASETS, build_toy_dataset
 
 
 def downsample_shortest(image: Image.Image, n: int) -> Image.Image:
@@ -71,7 +71,7 @@ def zero_shot_accuracy(
 
 def evaluate_toy(
     backbone: Backbone,
-    tasks: Sequence[str] = ("toy-color", "toy-texture", "toy-size", "toy-shape"),
+    tasks: Sequence[str] = TOY_DATASETS,
     resolutions: Sequence[int | None] = (None, 32, 16, 8),
     num_per_class: int = 100,
     seed: int = 0,
