@@ -285,7 +285,9 @@ class LRTK0Module(L.LightningModule):
 
     def on_fit_end(self) -> None:
         """Export the LR tokens (rank 0) to ``export_path`` or ``<log_dir>/lr_tokens.safetensors``."""
-        if not isinstance(self.tokens, LRTokens) or not self.trainer.is_global_zero:
+        if not isinstance(self.tokens, LRTokens):
             return
-        path = self.hparams.export_path or Path(self.trainer.log_dir or self.trainer.default_root_dir) / EXPORT_NAME
-        self.print(f"LR tokens exported to {self.export_tokens(path)}")
+        log_dir = self.trainer.log_dir  # a collective under DDP: every rank asks
+        path = self.hparams.export_path or Path(log_dir or self.trainer.default_root_dir) / EXPORT_NAME
+        if self.trainer.is_global_zero:
+            self.print(f"LR tokens exported to {self.export_tokens(path)}")
