@@ -73,7 +73,13 @@ class ZeroShotModule(L.LightningModule):
             resolutions=self.resolutions,
             num_classes=int(self.classifier.shape[0]),
         )
-        self.predictions = {k: v.cpu() for k, v in result.items() if k in ("indices", "labels", "preds")}
+        if "indices" in result:  # torchmetrics squeezes one-element outputs (a one-image dataset): unsqueeze
+            preds = result["preds"]
+            self.predictions = {
+                "indices": result["indices"].reshape(-1).cpu(),
+                "labels": result["labels"].reshape(-1).cpu(),
+                "preds": (preds if preds.dim() == 3 else preds.reshape(1, len(self.resolutions), -1)).cpu(),
+            }
         for rec in self.records:
             self.log(f"top1/{self.dataset_name}/{rec['resolution']}", rec["top1"], rank_zero_only=True)
         self.counts.reset()

@@ -26,7 +26,9 @@ class ResultsStore:
     """Append-only results table in ``DIR/results.csv`` and ``DIR/results.jsonl``.
 
     Records are flushed as soon as a (model, dataset) run finishes, so a killed sweep loses at most the
-    run in progress; :meth:`done` tells which (model, dataset, resolution) cells already exist.
+    run in progress; :meth:`done` tells which (model, dataset, resolution) cells already exist. The JSON
+    Lines file is the source of truth: a line torn by a kill is dropped, and the CSV is rewritten from it
+    after every append, so the two files never disagree (no duplicate rows after a resume).
     """
 
     def __init__(self, directory: str | Path) -> None:
@@ -51,30 +53,30 @@ class ResultsStore:
         return {(r["model"], r["dataset"], str(r["resolution"])) for r in self.records()}
 
     def append(self, records: Iterable[dict]) -> None:
-        """Append records to both files (and fsync), writing the CSV header on first use."""
+        """Append records to the JSON Lines file, then rewrite the CSV from it (atomically)."""
         records = list(records)
         if not records:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._repair_jsonl()
-        new_csv = not self.csv_path.is_file()
-        with self.csv_path.open("a", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
-            if new_csv:
-                writer.writeheader()
-            writer.writerows(records)
+        self._drop_torn_line()
         with self.jsonl_path.open("a") as fh:
             for rec in records:
                 fh.write(json.dumps(rec) + "\n")
             fh.flush()
+        tmp = self.csv_path.with_name(f".{self.csv_path.name}.tmp")
+        with tmp.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(self.records())
+        tmp.replace(self.csv_path)
 
-    def _repair_jsonl(self) -> None:
-        """Terminate a torn last line so appended records stay one per line."""
+    def _drop_torn_line(self) -> None:
+        """Cut an unterminated last line (a write interrupted by a kill); its run is redone."""
         if self.jsonl_path.is_file():
             data = self.jsonl_path.read_bytes()
             if data and not data.endswith(b"\n"):
-                with self.jsonl_path.open("ab") as fh:
-                    fh.write(b"\n")
+                with self.jsonl_path.open("r+b") as fh:
+                    fh.truncate(data.rfind(b"\n") + 1)
 
 
 def write_predictions(

@@ -90,14 +90,16 @@ def counts_to_records(
 ) -> list[dict]:
     """One results-table record per resolution."""
     total = int(counts["total"])
+    # torchmetrics squeezes one-element outputs of compute(): with one resolution the counts are 0-dim
+    top1, top5 = counts["top1"].reshape(-1), counts["top5"].reshape(-1)
     records = []
     for i, res in enumerate(resolutions):
         rec = {
             "model": model,
             "dataset": dataset,
             "resolution": res,
-            "top1": int(counts["top1"][i]) / total if total else float("nan"),
-            "top5": int(counts["top5"][i]) / total if total else float("nan"),
+            "top1": int(top1[i]) / total if total else float("nan"),
+            "top5": int(top5[i]) / total if total else float("nan"),
             "num_samples": total,
             "num_classes": num_classes,
         }
