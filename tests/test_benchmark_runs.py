@@ -1,0 +1,335 @@
+"""End-to-end runs of ``lr0fm benchmark``: DDP equals one process, resume, bad input, outputs, shipped configs.
+
+Everything is offline: a tiny random open_clip model from a JSON config and generated image folders.
+"""
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+from benchmark_fixtures import make_image_folder, tiny_clip_json
+from PIL import Image
+
+from lr0fm.benchmark.cli import build_parser, make_config
+from lr0fm.benchmark.outputs import RESULT_COLUMNS, ResultsStore
+from lr0fm.catalog import DATASETS
+from lr0fm.cli import main as cli_main
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+RESOLUTIONS = ["8", "16", "hr"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Tiny model config and two image folders with odd image counts (21 and 9)."""
+    base = tmp_path_factory.mktemp("bench_runs")
+    return SimpleNamespace(
+        base=base,
+        model=str(tiny_clip_json(base)),
+        a=make_image_folder(base / "a", num_classes=7, per_class=3, seed=0),
+        b=make_image_folder(base / "b", num_classes=3, per_class=3, seed=1),
+    )
+
+
+def bench_args(world, datasets, output, *extra) -> list[str]:
+    """``lr0fm benchmark`` arguments for the tiny model on CPU without workers."""
+    return [
+        "benchmark",
+        "--model", world.model,
+        "--dataset", *[f"folder:{d}" for d in datasets],
+        "--resolutions", *RESOLUTIONS,
+        "--output", str(output),
+        "--accelerator", "cpu",
+        "--workers", "0",
+        "--batch-size", "4",
+        "--seed", "0",
+        *extra,
+    ]  # fmt: skip
+
+
+def read_csv(path: Path) -> list[dict]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def cells(rows) -> list[tuple]:
+    """The measured values of a results table, sorted, as strings (CSV and JSONL compare alike)."""
+    keys = ("model", "dataset", "resolution", "top1", "top5", "num_samples", "num_classes")
+    return sorted(tuple(str(r[k]) for k in keys) for r in rows)
+
+
+@pytest.fixture(scope="module")
+def reference(world):
+    """One uninterrupted single-process run over both folders."""
+    out = world.base / "reference"
+    assert cli_main(bench_args(world, [world.a, world.b], out)) == 0
+    return out
+
+
+def subprocess_env() -> dict:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    return env
+
+
+# --- DDP ---------------------------------------------------------------------------------------------------
+
+
+def test_ddp_two_cpu_processes_equal_one_process(world, reference, tmp_path):
+    # Lightning's subprocess launcher re-executes `python -m lr0fm.cli ...` for rank 1 (it keeps the -m form).
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "lr0fm.cli", *bench_args(world, [world.a, world.b], out)]
+    cmd += ["--devices", "2", "--strategy", "ddp"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    ddp, single = read_csv(out / "results.csv"), read_csv(reference / "results.csv")
+    assert cells(ddp) == cells(single)
+    counts = {r["dataset"]: int(r["num_samples"]) for r in ddp}
+    assert counts == {f"folder:{world.a}": 21, f"folder:{world.b}": 9}  # no padded duplicates
+    # per-sample predictions are gathered from both ranks into the same file a single process writes
+    for name in ("folder_" + str(world.a).strip("/").replace("/", "_"),):
+        ddp_pred = next((out / "predictions").rglob(f"{name}.jsonl")).read_text()
+        ref_pred = next((reference / "predictions").rglob(f"{name}.jsonl")).read_text()
+        assert ddp_pred == ref_pred
+
+
+# --- resume ------------------------------------------------------------------------------------------------
+
+
+def test_resume_skips_finished_work_and_repairs_a_torn_line(world, reference, tmp_path, capsys):
+    out = tmp_path / "resume"
+    assert cli_main(bench_args(world, [world.a], out)) == 0
+    # simulate a kill in the middle of writing the last JSON line (the CSV row was already written)
+    jsonl = out / "results.jsonl"
+    lines = jsonl.read_text().splitlines(keepends=True)
+    assert len(lines) == 3
+    jsonl.write_text("".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])
+    capsys.readouterr()
+
+    assert cli_main(bench_args(world, [world.a, world.b], out)) == 0
+    log = capsys.readouterr().out
+    # dataset a: only the torn cell (hr) is measured again; b is measured in full
+    assert f"on folder:{world.a} (21 images): hr:" in log
+    assert f"on folder:{world.b} (9 images): 8:" in log
+
+    final = ResultsStore(out).records()
+    assert cells(final) == cells(ResultsStore(reference).records())
+    # both files hold each cell exactly once and every JSONL line parses (lr0fm metrics reads it)
+    assert cells(read_csv(out / "results.csv")) == cells(final)
+    assert [json.loads(line) for line in jsonl.read_text().splitlines()] == final
+
+    before = jsonl.read_text()
+    assert cli_main(bench_args(world, [world.a, world.b], out)) == 0
+    assert "already in" in capsys.readouterr().out
+    assert jsonl.read_text() == before
+
+
+@pytest.mark.slow
+def test_resume_after_kill(world, reference, tmp_path):
+    """Kill a real run after its first dataset is recorded; the rerun completes it without duplicates."""
+    big = make_image_folder(tmp_path / "big", num_classes=3, per_class=100, seed=2)
+    out = tmp_path / "killed"
+    args = bench_args(world, [world.a, big], out)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lr0fm.cli", *args],
+        cwd=tmp_path,
+        env=subprocess_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    jsonl = out / "results.jsonl"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if jsonl.is_file() and len(jsonl.read_text().splitlines()) >= len(RESOLUTIONS):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert {r["dataset"] for r in ResultsStore(out).records()} == {f"folder:{world.a}"}
+
+    assert cli_main(args) == 0
+    uninterrupted = tmp_path / "uninterrupted"
+    assert cli_main(bench_args(world, [world.a, big], uninterrupted)) == 0
+    assert cells(ResultsStore(out).records()) == cells(ResultsStore(uninterrupted).records())
+    assert cells(read_csv(out / "results.csv")) == cells(read_csv(uninterrupted / "results.csv"))
+
+
+# --- bad input ---------------------------------------------------------------------------------------------
+
+
+def run_error(args, capsys) -> str:
+    """Run the CLI, expect exit code 2 and return stderr."""
+    capsys.readouterr()
+    assert cli_main(args) == 2
+    return capsys.readouterr().err
+
+
+def test_unknown_model_suggests_close_matches(world, tmp_path, capsys):
+    args = bench_args(world, [world.a], tmp_path / "out")
+    args[args.index(world.model)] = "ViT-B-16:laion2b_s34b_b88kk"
+    err = run_error(args, capsys)
+    assert "laion2b_s34b_b88kk" in err and "Did you mean 'laion2b_s34b_b88k'" in err
+    assert not (tmp_path / "out" / "results.csv").exists()
+
+
+def test_canonical_dataset_without_root_states_the_layout(world, tmp_path, capsys):
+    args = bench_args(world, [], tmp_path / "out")
+    args[args.index("--dataset") + 1 : args.index("--dataset") + 1] = ["dtd=" + str(tmp_path / "nowhere")]
+    err = run_error(args, capsys)
+    assert "nowhere" in err and "<root>/dtd/dtd/images/<texture>/*.jpg" in err
+
+    args = bench_args(world, [], tmp_path / "out")
+    args[args.index("--dataset") + 1 : args.index("--dataset") + 1] = ["dtd"]
+    err = run_error(args, capsys)
+    assert "'dtd'" in err and "layout" in err
+
+
+@pytest.fixture
+def folder_copy(world, tmp_path):
+    return Path(shutil.copytree(world.b, tmp_path / "data"))
+
+
+def test_corrupt_image_stops_naming_the_file_unless_skipped(world, folder_copy, tmp_path, capsys):
+    broken = folder_copy / "class_01" / "img_001.jpg"
+    broken.write_bytes(b"not a jpeg")
+    err = run_error(bench_args(world, [folder_copy], tmp_path / "stop"), capsys)
+    assert str(broken) in err
+
+    assert cli_main(bench_args(world, [folder_copy], tmp_path / "skip", "--skip-corrupt")) == 0
+    rows = read_csv(tmp_path / "skip" / "results.csv")
+    assert [r["resolution"] for r in rows] == RESOLUTIONS
+    assert all(r["num_skipped"] == "1" and r["num_samples"] == "8" for r in rows)
+
+
+def test_empty_class_folder(world, folder_copy, tmp_path, capsys):
+    (folder_copy / "class_99").mkdir()
+    err = run_error(bench_args(world, [folder_copy], tmp_path / "out"), capsys)
+    assert str(folder_copy / "class_99") in err and "holds no images" in err
+
+
+def test_templates_without_placeholder(world, folder_copy, tmp_path, capsys):
+    templates = folder_copy / "zeroshot_classification_templates.txt"
+    templates.write_text("a photo of a {c}.\na photo of something.\n")
+    err = run_error(bench_args(world, [folder_copy], tmp_path / "out"), capsys)
+    assert str(templates) in err and "a photo of something." in err and "{c}" in err
+
+
+def test_unknown_config_option(world, tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml.safe_dump({"models": [world.model], "datasets": [f"folder:{world.a}"], "batchsize": 8}))
+    err = run_error(["benchmark", "--config", str(config)], capsys)
+    assert "'batchsize'" in err and "batch_size" in err
+
+    with pytest.raises(SystemExit) as exc:
+        cli_main(bench_args(world, [world.a], tmp_path / "out", "--batchsize", "8"))
+    assert exc.value.code == 2
+    assert "unrecognized arguments: --batchsize" in capsys.readouterr().err
+
+
+# --- outputs -----------------------------------------------------------------------------------------------
+
+
+def test_outputs(world, reference):
+    rows = read_csv(reference / "results.csv")
+    with (reference / "results.csv").open() as fh:
+        assert next(csv.reader(fh)) == RESULT_COLUMNS
+    assert len(rows) == 2 * len(RESOLUTIONS)
+    assert {(r["dataset"], r["resolution"]) for r in rows} == {
+        (f"folder:{d}", r) for d in (world.a, world.b) for r in RESOLUTIONS
+    }
+
+    preds_file = next((reference / "predictions").rglob("folder_*_a.jsonl"))
+    preds = [json.loads(line) for line in preds_file.read_text().splitlines()]
+    images = sorted(str(p) for p in Path(world.a).rglob("*.jpg"))
+    assert [p["index"] for p in preds] == list(range(21))
+    assert [p["id"] for p in preds] == images
+    assert [p["label"] for p in preds] == [int(Path(i).parent.name[-2:]) for i in images]
+    for p in preds:
+        assert list(p["top5"]) == RESOLUTIONS
+        assert all(len(v) == 5 and len(set(v)) == 5 and all(0 <= c < 7 for c in v) for v in p["top5"].values())
+    # the top-1 column of the table is the accuracy of the first prediction
+    for res in RESOLUTIONS:
+        acc = sum(p["top5"][res][0] == p["label"] for p in preds) / len(preds)
+        row = next(r for r in rows if r["dataset"] == f"folder:{world.a}" and r["resolution"] == res)
+        assert float(row["top1"]) == pytest.approx(acc)
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(next((reference / "tensorboard").iterdir()))).Reload()
+    for r in rows:
+        (scalar,) = events.Scalars(f"top1/{r['dataset']}/{r['resolution']}")
+        assert scalar.value == pytest.approx(float(r["top1"]))
+
+    assert world.model in (reference / "summary.md").read_text()
+    with Image.open(reference / "accuracy_vs_resolution.png") as png:
+        assert png.format == "PNG" and png.width > 100
+
+
+# --- shipped configs ---------------------------------------------------------------------------------------
+
+
+def load_config(name: str):
+    return make_config(build_parser().parse_args(["--config", str(REPO / "configs" / "benchmark" / name)]))
+
+
+def test_lr0fm66_config_is_the_papers_sweep():
+    config, weights = load_config("lr0fm66.yaml")
+    table = yaml.safe_load((REPO / "configs" / "backbones" / "lr0fm66.yaml").read_text())["backbones"]
+    assert config.models == [b["spec"] for b in table if not b.get("needs_adapter")]
+    assert len(config.models) == 54
+    assert config.datasets == list(DATASETS)
+    assert config.resolutions == [16, 32, 64, 128, "hr"]
+    assert (config.precision, config.batch_size, config.workers) == ("auto", 256, 8)
+    assert config.data_root == "/path/to/datasets" and weights is None
+
+
+def test_toy_config_names_registered_toy_tasks():
+    from lr0fm.toy import datasets as toy
+
+    config, _ = load_config("toy.yaml")
+    assert config.models == ["toyclip"]
+    assert config.datasets == ["toy-color", "toy-texture", "toy-size", "toy-shape"]
+    assert all(name in toy.TOY_TASKS for name in config.datasets)
+    assert config.resolutions == [8, 16, 32, "hr"]
+    assert config.output == "lightning_logs/benchmark/toy"
+
+
+def test_example_config_runs_ddp_on_two_gpus():
+    config, _ = load_config("example.yaml")
+    assert len(config.models) == 1 and config.models[0].startswith("ViT-B-16:")
+    assert (config.accelerator, config.devices, config.strategy) == ("gpu", 2, "ddp")
+
+
+def test_command_line_flags_override_the_config():
+    args = build_parser().parse_args(
+        ["--config", str(REPO / "configs/benchmark/lr0fm66.yaml"), "--data-root", "/data", "--devices", "4"]
+    )
+    config, _ = make_config(args)
+    assert (config.data_root, config.devices) == ("/data", 4)
+
+
+def test_single_resolution_single_image(world, tmp_path):
+    """torchmetrics squeezes one-element results: one resolution and a one-image, one-class set still work."""
+    single = make_image_folder(tmp_path / "one", num_classes=1, per_class=1)
+    args = bench_args(world, [single], tmp_path / "out")
+    args[args.index("--resolutions") + 1 : args.index("--output")] = ["hr"]
+    assert cli_main(args) == 0
+    (row,) = read_csv(tmp_path / "out" / "results.csv")
+    assert (row["resolution"], row["top1"], row["num_samples"]) == ("hr", "1.0", "1")
+    (line,) = next((tmp_path / "out" / "predictions").rglob("*.jsonl")).read_text().splitlines()
+    assert json.loads(line)["top5"] == {"hr": [0]}
