@@ -134,6 +134,8 @@ def test_load_toyclip_names_missing_files(tmp_path):
 
 def test_config_file_is_the_built_in_recipe():
     assert PretrainConfig.from_yaml(CONFIG) == PretrainConfig()
+    stage2 = PretrainConfig.from_yaml(CONFIG.replace("pretrain.yaml", "pretrain_stage2.yaml"))
+    assert stage2.init_from and stage2.model_cfg == PretrainConfig().model_cfg
     with pytest.raises(ValueError, match="unknown keys"):
         PretrainConfig.from_yaml(CONFIG, nonsense=1)
 
@@ -158,17 +160,10 @@ def shipped_results():
     return evaluate_toy(backbone, tasks=("toy-color", "toy-texture", "toy-size"), resolutions=(None, 16))
 
 
-def test_shipped_toyclip_meets_native_color_and_size_thresholds(shipped_results):
+def test_shipped_toyclip_meets_native_thresholds(shipped_results):
     assert shipped_results["toy-color"]["hr"] >= 95.0
-    assert shipped_results["toy-size"]["hr"] >= 80.0
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="shipped toyclip (900 steps) reaches 65 % texture top-1 at 64 px; the 80 % target needs a longer run",
-)
-def test_shipped_toyclip_meets_native_texture_threshold(shipped_results):
     assert shipped_results["toy-texture"]["hr"] >= 80.0
+    assert shipped_results["toy-size"]["hr"] >= 80.0
 
 
 def test_shipped_toyclip_loses_texture_at_16px(shipped_results):

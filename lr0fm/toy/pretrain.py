@@ -21,7 +21,7 @@ import open_clip
 import torch
 import torch.nn.functional as F
 import yaml
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, IterableDataset
 
 from lr0fm.toy.captions import compose_caption
@@ -66,6 +66,8 @@ class PretrainConfig:
         num_threads: torch CPU threads.
         log_every: print the loss every this many steps (0 disables printing).
         export_every: also export to the output folder every this many steps (0: only at the end).
+        init_from: folder of a previous export to start from (a second stage, see
+            ``configs/toy/pretrain_stage2.yaml``); ``None`` starts from random weights.
         model_cfg: open_clip ``CLIP`` kwargs; ``text_cfg.vocab_size`` is set from the tokenizer.
 
     """
@@ -79,6 +81,7 @@ class PretrainConfig:
     num_threads: int = 1
     log_every: int = 25
     export_every: int = 100
+    init_from: str | None = None
     model_cfg: dict[str, Any] = field(default_factory=default_model_cfg)
 
     @classmethod
@@ -264,6 +267,14 @@ def pretrain(cfg: PretrainConfig, output: str | Path | None = None) -> ToyCLIPMo
     tokenizer = ToyTokenizer.default(cfg.model_cfg["text_cfg"]["context_length"])
     module = ToyCLIPModule(cfg, tokenizer.vocab_size)
     module.export_dir = Path(output) if output is not None else None
+    if cfg.init_from is not None:
+        weights = Path(cfg.init_from) / WEIGHTS_FILE
+        if not weights.is_file():
+            raise FileNotFoundError(
+                f"init_from {cfg.init_from!r} lacks {WEIGHTS_FILE}; run the first stage "
+                f"(`lr0fm toy pretrain --output {cfg.init_from}`) first"
+            )
+        module.model.load_state_dict(load_file(str(weights)))
     data = ToyPretrainData(tokenizer, cfg.batch_size, cfg.seed)
     trainer = L.Trainer(
         accelerator="cpu",
