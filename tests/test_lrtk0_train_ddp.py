@@ -1,6 +1,7 @@
 """`lr0fm fit` as users run it: 2-process DDP (gloo, CPU) equals 1 process on the same global batch.
 
-Also checks that the run's config lands in ``lightning_logs/version_N/config.yaml`` and re-runs it.
+Also checks that the run's config lands in ``lightning_logs/version_N/config.yaml`` and re-runs it, and that
+``lr0fm validate --ckpt_path`` evaluates a checkpoint.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from test_lrtk0_train import write_tiny_arch
 
 
-def fit(workdir: Path, config: Path, *extra: str) -> subprocess.CompletedProcess:
+def fit(workdir: Path, config: Path, *extra: str, subcommand: str = "fit") -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
-    command = [sys.executable, "-m", "lr0fm.cli", "fit", "--config", str(config), *extra]
+    command = [sys.executable, "-m", "lr0fm.cli", subcommand, "--config", str(config), *extra]
     done = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done
@@ -68,3 +69,6 @@ def test_two_process_ddp_matches_one_process_and_config_is_saved(config: Path, t
     rerun.mkdir()
     fit(rerun, single / "config.yaml")  # the saved config re-runs the same training
     assert losses(rerun / "lightning_logs" / "version_0") == pytest.approx(expected, rel=1e-5, abs=1e-6)
+    (checkpoint,) = (single / "checkpoints").glob("*.ckpt")
+    validated = fit(one, config, "--data.val_images=8", f"--ckpt_path={checkpoint}", subcommand="validate")
+    assert "val/loss" in validated.stdout
