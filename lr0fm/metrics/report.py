@@ -321,9 +321,10 @@ def _correlations(by_cell, models, datasets, lr_res, war_weights, notes) -> list
     for r in lr_res:
         complete, g = gamma_matrix(by_cell, models, datasets, r)
         if len(complete) < 3:
-            notes.append(
-                f"note: dataset correlations at {r} px need >= 3 models with every dataset (have {len(complete)})"
-            )
+            if len(models) >= 3:  # with fewer models a ranking correlation is meaningless: say nothing
+                notes.append(
+                    f"note: dataset correlations at {r} px need >= 3 models with every dataset (have {len(complete)})"
+                )
             continue
         if len(complete) < len(models):
             notes.append(f"note: dataset correlations at {r} px use the {len(complete)} models with every dataset")
