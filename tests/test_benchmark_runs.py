@@ -216,11 +216,6 @@ def test_corrupt_image_stops_naming_the_file_unless_skipped(world, folder_copy, 
     assert all(r["num_skipped"] == "1" and r["num_samples"] == "8" for r in rows)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: a DataLoader worker re-raises CorruptImageError as CorruptImageError(<whole worker "
-    "traceback>), so the message is the escaped traceback instead of the file name and the advice",
-)
 def test_corrupt_image_message_with_dataloader_workers(world, folder_copy, tmp_path, capsys):
     broken = folder_copy / "class_01" / "img_001.jpg"
     broken.write_bytes(b"not a jpeg")

@@ -13,16 +13,16 @@ from lr0fm.datasets.base import CorruptImageError, ZeroShotDataset
 
 
 class MultiResolutionDataset(Dataset):
-    """Wraps a :class:`ZeroShotDataset`: item = (``[R, 3, H, W]`` views, label, index).
+    """Wraps a :class:`ZeroShotDataset`: item = (``[R, 3, H, W]`` views, label, index, corrupt).
 
-    With ``skip_corrupt`` an undecodable image yields ``None`` views (counted and dropped by
-    :func:`collate`); otherwise :class:`CorruptImageError` stops the run naming the file.
+    An undecodable image never raises inside a DataLoader worker (where the error would come back as a
+    wrapped traceback): it yields ``None`` views and ``corrupt = (path, reason)``, and the main process
+    decides with :func:`check_corrupt` whether to stop or skip.
     """
 
-    def __init__(self, dataset: ZeroShotDataset, transform: MultiResolutionTransform, skip_corrupt: bool = False):
+    def __init__(self, dataset: ZeroShotDataset, transform: MultiResolutionTransform):
         self.dataset = dataset
         self.transform = transform
-        self.skip_corrupt = skip_corrupt
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -30,23 +30,32 @@ class MultiResolutionDataset(Dataset):
     def __getitem__(self, index: int):
         try:
             image, label = self.dataset[index]
-        except CorruptImageError:
-            if not self.skip_corrupt:
-                raise
-            return None, -1, index
-        return self.transform(image), label, index
+        except CorruptImageError as exc:
+            return None, -1, index, (exc.path, exc.reason)
+        return self.transform(image), label, index, None
 
 
 def collate(batch):
-    """Stack the decodable samples; report how many were skipped as corrupt."""
+    """Stack the decodable samples; return ``(views, labels, indices, corrupt)``.
+
+    ``corrupt`` lists ``(path, reason)`` of undecodable samples; the tensors are ``None`` when the whole
+    batch was undecodable.
+    """
     kept = [b for b in batch if b[0] is not None]
-    skipped = len(batch) - len(kept)
+    corrupt = [b[3] for b in batch if b[0] is None]
     if not kept:
-        return None, None, None, skipped
+        return None, None, None, corrupt
     views = torch.stack([b[0] for b in kept])
     labels = torch.tensor([b[1] for b in kept], dtype=torch.long)
     indices = torch.tensor([b[2] for b in kept], dtype=torch.long)
-    return views, labels, indices, skipped
+    return views, labels, indices, corrupt
+
+
+def check_corrupt(corrupt: list[tuple[str, str]], skip_corrupt: bool) -> int:
+    """Raise :class:`CorruptImageError` for the first undecodable file unless skipping; return the count."""
+    if corrupt and not skip_corrupt:
+        raise CorruptImageError(*corrupt[0])
+    return len(corrupt)
 
 
 class ShardSampler(Sampler[int]):
@@ -95,7 +104,6 @@ class ZeroShotDataModule(L.LightningDataModule):
         transform: the multi-resolution LR protocol transform of the backbone.
         batch_size: images per batch (each carries R views).
         num_workers: DataLoader worker processes.
-        skip_corrupt: skip undecodable images instead of stopping.
     """
 
     def __init__(
@@ -105,10 +113,9 @@ class ZeroShotDataModule(L.LightningDataModule):
         *,
         batch_size: int = 64,
         num_workers: int = 0,
-        skip_corrupt: bool = False,
     ) -> None:
         super().__init__()
-        self.data = MultiResolutionDataset(dataset, transform, skip_corrupt)
+        self.data = MultiResolutionDataset(dataset, transform)
         self.batch_size = batch_size
         self.num_workers = num_workers
 

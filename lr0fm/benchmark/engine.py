@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 
 from lr0fm.benchmark.classifier import ClassifierCache
-from lr0fm.benchmark.data import MultiResolutionDataset, make_loader
+from lr0fm.benchmark.data import MultiResolutionDataset, check_corrupt, make_loader
 from lr0fm.benchmark.scoring import ZeroShotCounts, counts_to_records, predict_top5
 from lr0fm.benchmark.transforms import MultiResolutionTransform, parse_resolutions
 from lr0fm.datasets.base import ZeroShotDataset
@@ -49,6 +49,7 @@ def evaluate_backbone(
     precision: str = "32",
     cache_dir: str | None = None,
     cache: ClassifierCache | None = None,
+    skip_corrupt: bool = False,
 ) -> list[dict]:
     """Zero-shot top-1/top-5 of ``backbone`` on every dataset at every resolution (one pass per dataset).
 
@@ -76,10 +77,14 @@ def evaluate_backbone(
             pin_memory=device.type == "cuda",
         )
         counts = ZeroShotCounts(len(resolutions), keep_predictions=False).to(device)
-        for views, labels, indices, _ in loader:
+        for views, labels, indices, corrupt in loader:
+            skipped = check_corrupt(corrupt, skip_corrupt)
+            if views is None:
+                counts.add_skipped(skipped)
+                continue
             with autocast(device, precision):
                 top5 = predict_top5(backbone, classifier, views.to(device, non_blocking=True))
-            counts.update(top5, labels.to(device), indices.to(device))
+            counts.update(top5, labels.to(device), indices.to(device), skipped)
         records += counts_to_records(
             counts.compute(),
             model=model_name or backbone.spec,

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import lightning as L
 import torch
 
+from lr0fm.benchmark.data import check_corrupt
 from lr0fm.benchmark.scoring import ZeroShotCounts, counts_to_records, predict_top5
 from lr0fm.models.base import Backbone
 
@@ -24,6 +25,7 @@ class ZeroShotModule(L.LightningModule):
         model_name: ``model`` column of the records.
         dataset_name: ``dataset`` column of the records.
         keep_predictions: also gather per-sample predictions.
+        skip_corrupt: skip undecodable images (counted) instead of stopping with the file's name.
     """
 
     def __init__(
@@ -35,6 +37,7 @@ class ZeroShotModule(L.LightningModule):
         model_name: str,
         dataset_name: str,
         keep_predictions: bool = True,
+        skip_corrupt: bool = False,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -42,6 +45,7 @@ class ZeroShotModule(L.LightningModule):
         self.resolutions = list(resolutions)
         self.model_name = model_name
         self.dataset_name = dataset_name
+        self.skip_corrupt = skip_corrupt
         self.counts = ZeroShotCounts(len(self.resolutions), keep_predictions)
         self.records: list[dict] = []
         self.predictions: dict[str, torch.Tensor] = {}
@@ -52,7 +56,8 @@ class ZeroShotModule(L.LightningModule):
 
     def validation_step(self, batch, batch_idx: int) -> None:
         """Predict every view of the batch and count hits."""
-        views, labels, indices, skipped = batch
+        views, labels, indices, corrupt = batch
+        skipped = check_corrupt(corrupt, self.skip_corrupt)
         if views is None:
             self.counts.add_skipped(skipped)
             return

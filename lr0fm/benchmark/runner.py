@@ -143,14 +143,19 @@ def run_benchmark(config: BenchmarkConfig, *, log=print) -> list[dict]:
             dataset = datasets[name]
             classifier = cache.for_dataset(backbone, dataset, device=device).cpu()
             module = ZeroShotModule(
-                backbone, classifier, todo, model_name=label, dataset_name=name, keep_predictions=config.predictions
+                backbone,
+                classifier,
+                todo,
+                model_name=label,
+                dataset_name=name,
+                keep_predictions=config.predictions,
+                skip_corrupt=config.skip_corrupt,
             )
             data = ZeroShotDataModule(
                 dataset,
                 MultiResolutionTransform(backbone.preprocess, todo),
                 batch_size=config.batch_size,
                 num_workers=config.workers,
-                skip_corrupt=config.skip_corrupt,
             )
             trainer = L.Trainer(
                 accelerator=config.accelerator,

@@ -18,6 +18,7 @@ class CorruptImageError(DatasetError):
 
     def __init__(self, path: str, reason: str = "") -> None:
         self.path = path
+        self.reason = reason
         super().__init__(
             f"corrupt image file {path!r}{': ' + reason if reason else ''}. "
             "Fix or delete the file, or pass --skip-corrupt to skip such files (the results record how many)."

@@ -70,18 +70,24 @@ def _torchvision_download(class_name: str, **kwargs: object) -> Downloader:
         try:
             getattr(torchvision.datasets, class_name)(str(root), download=True, **kwargs)
         except (RuntimeError, OSError) as exc:
-            raise DatasetError(
-                f"torchvision's {class_name} download into {str(root)!r} failed: {exc}"
-            ) from exc
+            raise DatasetError(f"torchvision's {class_name} download into {str(root)!r} failed: {exc}") from exc
 
     return download
 
 
 def _require_root(name: str, root: str | Path | None) -> Path:
     if root is None:
+        from lr0fm.datasets.layouts import LAYOUTS
+
+        tree, how = LAYOUTS.get(name, ("", ""))
+        layout = (
+            f"\nExpected layout under ROOT:\n  {tree.replace(chr(10), chr(10) + '  ')}\nTo obtain it: {how}."
+            if tree
+            else ""
+        )
         raise DatasetError(
-            f"dataset {name!r} needs root= (the directory holding it); its expected layout is listed in "
-            "lr0fm.datasets.layouts.LAYOUTS."
+            f"dataset {name!r} needs the directory that holds it: pass {name}=ROOT (lr0fm benchmark --dataset) "
+            f"or --data-root ROOT, or root= in Python.{layout}"
         )
     return Path(root).expanduser()
 
@@ -188,9 +194,7 @@ register_dataset(
     transfer.build_fgvc_aircraft,
     _torchvision_download("FGVCAircraft", split="test", annotation_level="variant"),
 )
-register_dataset(
-    "oxford-pets", transfer.build_oxford_pets, _torchvision_download("OxfordIIITPet", split="test")
-)
+register_dataset("oxford-pets", transfer.build_oxford_pets, _torchvision_download("OxfordIIITPet", split="test"))
 register_dataset("flowers102", transfer.build_flowers102, _torchvision_download("Flowers102", split="test"))
 register_dataset("eurosat", transfer.build_eurosat, _torchvision_download("EuroSAT"))
 register_dataset("ucf101", transfer.build_ucf101)
