@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/lr0fm metrics examples/lr0fm66_results.csv --output lightning_logs/metrics/lr0fm66
+	$(BIN)/lr0fm benchmark --config configs/benchmark/toy.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

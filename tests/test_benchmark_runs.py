@@ -310,9 +310,12 @@ def test_lr0fm66_config_is_the_papers_sweep():
 def test_toy_config_names_registered_toy_tasks():
     from lr0fm.toy import datasets as toy
 
-    config, _ = load_config("toy.yaml")
+    config, weights = load_config("toy.yaml")
     assert config.models == ["toyclip"]
-    assert config.datasets == ["toy-color", "toy-texture", "toy-size", "toy-shape"]
+    assert config.datasets == ["toy-color", "toy-texture", "toy-size"]
+    from lr0fm.metrics import load_weights
+
+    assert set(load_weights(weights)) == set(config.datasets)
     assert all(name in toy.TOY_TASKS for name in config.datasets)
     assert config.resolutions == [8, 16, 32, "hr"]
     assert config.output == "lightning_logs/benchmark/toy"

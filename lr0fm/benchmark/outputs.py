@@ -116,7 +116,7 @@ def plot_accuracy_vs_resolution(records: Sequence[dict], path: Path) -> Path | N
     ax.set_xticks(range(len(xs_labels)), [x if x == "hr" else f"{x}px" for x in xs_labels])
     ax.set_xlabel("input resolution (LR protocol: bicubic down, then the model's preprocessing)")
     ax.set_ylabel("zero-shot top-1 (%)")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 102)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title("Accuracy vs resolution")
