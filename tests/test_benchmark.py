@@ -147,3 +147,13 @@ def test_label_subset_datasets_slice_the_parent_classifier(world, monkeypatch):
     assert sliced.shape[0] == 3 and cache.builds == 1
     direct = build_classifier(backbone, sub.classnames, parent_templates)
     torch.testing.assert_close(sliced, direct, rtol=1e-5, atol=1e-6)
+
+
+def test_inputs_follow_the_model_after_it_is_moved(world):
+    # Lightning moves the module after loading; the encoders must send inputs to the model's current device
+    root, _, _ = world
+    backbone = load_backbone(str(root / "lr0fm-bench-tiny.json"), seed=0).to("meta")
+    out = backbone.encode_image(torch.zeros(2, 3, 32, 32))
+    assert out.device.type == "meta" and out.shape == (2, 32)
+    tokens = backbone.tokenizer(["a photo of a cat."])
+    assert backbone.encode_text(tokens).device.type == "meta"

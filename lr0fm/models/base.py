@@ -32,6 +32,13 @@ class PreprocessConfig:
     fill_color: int = 0
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """The device a model's weights are on now (inputs follow the model wherever Lightning moved it)."""
+    for tensor in model.parameters():
+        return tensor.device
+    return torch.device("cpu")
+
+
 class Backbone(nn.Module):
     """A zero-shot image-text model behind one small interface.
 

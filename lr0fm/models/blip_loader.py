@@ -12,7 +12,7 @@ from typing import Any
 import open_clip
 import torch
 
-from lr0fm.models.base import Backbone, PreprocessConfig
+from lr0fm.models.base import Backbone, PreprocessConfig, model_device
 from lr0fm.models.errors import weights_unavailable
 from lr0fm.models.seeding import seeded
 from lr0fm.models.specs import BlipSpec
@@ -128,12 +128,13 @@ def load_blip(
         return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
 
     def encode_image(images: torch.Tensor) -> torch.Tensor:
-        hidden = model.vision_model(pixel_values=images.to(device=target, dtype=dtype)).last_hidden_state
+        hidden = model.vision_model(pixel_values=images.to(device=model_device(model), dtype=dtype)).last_hidden_state
         return model.vision_proj(hidden[:, 0, :])
 
     def encode_text(tokens: dict[str, torch.Tensor]) -> torch.Tensor:
         hidden = model.text_encoder(
-            input_ids=tokens["input_ids"].to(target), attention_mask=tokens["attention_mask"].to(target)
+            input_ids=tokens["input_ids"].to(model_device(model)),
+            attention_mask=tokens["attention_mask"].to(model_device(model)),
         ).last_hidden_state
         return model.text_proj(hidden[:, 0, :])
 

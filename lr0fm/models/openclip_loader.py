@@ -7,7 +7,7 @@ from typing import Any
 import open_clip
 import torch
 
-from lr0fm.models.base import Backbone, PreprocessConfig
+from lr0fm.models.base import Backbone, PreprocessConfig, model_device
 from lr0fm.models.errors import weights_unavailable
 from lr0fm.models.seeding import seeded
 from lr0fm.models.specs import RANDOM_TAG, OpenClipSpec
@@ -130,13 +130,12 @@ def load_open_clip(
         fill_color=cfg.get("fill_color", 0),
     )
     input_dtype = open_clip.get_input_dtype(precision)
-    target = torch.device(device)
 
     def encode_image(images: torch.Tensor) -> torch.Tensor:
-        return model.encode_image(images.to(device=target, dtype=input_dtype), normalize=False)
+        return model.encode_image(images.to(device=model_device(model), dtype=input_dtype), normalize=False)
 
     def encode_text(tokens: torch.Tensor) -> torch.Tensor:
-        return model.encode_text(tokens.to(target), normalize=False)
+        return model.encode_text(tokens.to(model_device(model)), normalize=False)
 
     preprocess_cfg = preprocess_config_from_open_clip(cfg)
     info = {

@@ -9,7 +9,7 @@ import open_clip
 import torch
 from safetensors.torch import load_file
 
-from lr0fm.models.base import Backbone, PreprocessConfig
+from lr0fm.models.base import Backbone, PreprocessConfig, model_device
 from lr0fm.toy.pretrain import CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, build_model
 from lr0fm.toy.tokenizer import ToyTokenizer
 
@@ -62,10 +62,10 @@ def load_toyclip(device: str | torch.device = "cpu", weights_dir: str | Path | N
     )
 
     def encode_text(tokens: torch.Tensor) -> torch.Tensor:
-        return model.encode_text(tokens.to(device))
+        return model.encode_text(tokens.to(model_device(model)))
 
     def encode_image(images: torch.Tensor) -> torch.Tensor:
-        return model.encode_image(images.to(device))
+        return model.encode_image(images.to(model_device(model)))
 
     return Backbone(
         spec="toyclip" if weights_dir is None else f"toyclip:{folder}",
