@@ -6,6 +6,9 @@ cache. Each variant runs in its own process so peak memory is its own (CUDA: max
     python benchmarks/lrtk0_step.py                          # CPU, ViT-B-16 at 224, batch 4, 3 LR views
     python benchmarks/lrtk0_step.py --device cuda --batch-size 64
     python benchmarks/lrtk0_step.py --backbone ViT-S-16:none --batch-size 8 --steps 3   # quicker on CPU
+
+"images/s" counts HR images (each with its LR views). On CPUs without native bf16 matmuls, bf16 autocast is
+slower than fp32; the bf16 rows are meant for GPUs.
 """
 
 from __future__ import annotations

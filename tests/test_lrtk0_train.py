@@ -287,3 +287,14 @@ def test_fit_exports_tokens_and_logs_benchmark_scalars(arch: str, tmp_path: Path
     assert 0.0 <= acc <= 100.0
     with pytest.raises(ValueError, match="at least one dataset"):
         ZeroShotBenchmark([])
+
+
+def test_caption_classifier_variant_trains_on_caption_ids(arch: str, tmp_path: Path) -> None:
+    L.seed_everything(0)
+    module = make_module(arch, caption_loss_weight=1.0)
+    trainer = make_trainer(tmp_path, max_epochs=1, logger=False, enable_checkpointing=False)
+    datamodule = data()
+    trainer.fit(module, datamodule)
+    assert module._caption_classifier.shape == (len(datamodule.captions), 32)
+    caption_loss = trainer.callback_metrics["train/loss_caption"]
+    assert torch.isfinite(caption_loss) and caption_loss > 0

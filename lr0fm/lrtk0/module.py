@@ -38,16 +38,6 @@ OPTIMIZERS = ("adamw", "lamb")
 EXPORT_NAME = "lr_tokens.safetensors"
 
 
-def encode_image(backbone: Backbone, images: torch.Tensor) -> torch.Tensor:
-    """Unnormalised image embeddings through the model's own ``encode_image`` (on the model's device).
-
-    The ViT backbones that take tokens are open_clip ``CLIP`` models; calling them directly (rather than
-    ``Backbone.encode_image``, which moves inputs to the device the backbone was loaded on) keeps the
-    forward valid after Lightning moves the module to an accelerator.
-    """
-    return backbone.model.encode_image(images)
-
-
 def _set_grad_checkpointing(visual: nn.Module) -> None:
     for tower in (visual, getattr(visual, "trunk", None)):
         if tower is not None and hasattr(tower, "set_grad_checkpointing"):
@@ -178,17 +168,17 @@ class LRTK0Module(L.LightningModule):
 
     def embed_student(self, images: torch.Tensor) -> torch.Tensor:
         """L2-normalised embeddings with tokens on."""
-        return F.normalize(encode_image(self.backbone, images), dim=-1)
+        return F.normalize(self.backbone.encode_image(images), dim=-1)
 
     @torch.no_grad()
     def embed_teacher(self, images: torch.Tensor) -> torch.Tensor:
         """L2-normalised embeddings of the frozen teacher (tokens off), without gradients."""
         if self.teacher is not None:
-            return F.normalize(encode_image(self.teacher, images), dim=-1)
+            return F.normalize(self.teacher.encode_image(images), dim=-1)
         if self.tokens is None:
-            return F.normalize(encode_image(self.backbone, images), dim=-1)
+            return F.normalize(self.backbone.encode_image(images), dim=-1)
         with self.tokens.disabled():
-            return F.normalize(encode_image(self.backbone, images), dim=-1)
+            return F.normalize(self.backbone.encode_image(images), dim=-1)
 
     def _teacher_hr(self, hr: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         if not self.hparams.teacher_cache or not self.training:
@@ -205,7 +195,7 @@ class LRTK0Module(L.LightningModule):
         if self._caption_classifier is None:
             captions = self.trainer.datamodule.captions
             with torch.no_grad():
-                text = self.backbone.model.encode_text(self.backbone.tokenizer(captions).to(self.device))
+                text = self.backbone.encode_text(self.backbone.tokenizer(captions))
             self._caption_classifier = F.normalize(text.float(), dim=-1).to(self.device)
         return self._caption_classifier
 
