@@ -38,6 +38,19 @@ def preprocess_config_from_open_clip(cfg: dict[str, Any]) -> PreprocessConfig:
     )
 
 
+def image_transform(cfg: PreprocessConfig):
+    """open_clip's evaluation transform (PIL -> normalised tensor at native size) for a preprocessing config."""
+    return open_clip.image_transform(
+        cfg.size,
+        is_train=False,
+        mean=cfg.mean,
+        std=cfg.std,
+        resize_mode=cfg.resize_mode,
+        interpolation=cfg.interpolation,
+        fill_color=cfg.fill_color,
+    )
+
+
 def _local_hint(spec: OpenClipSpec) -> str:
     arch = spec.model_name
     if spec.has_schema:
@@ -119,16 +132,8 @@ def load_open_clip(
     with seeded(seed):
         model = _create_model(spec, device, precision, cache_dir)
     model.eval()
-    cfg = dict(model.visual.preprocess_cfg)
-    preprocess = open_clip.image_transform(
-        cfg["size"],
-        is_train=False,
-        mean=cfg["mean"],
-        std=cfg["std"],
-        resize_mode=cfg["resize_mode"],
-        interpolation=cfg["interpolation"],
-        fill_color=cfg.get("fill_color", 0),
-    )
+    preprocess_cfg = preprocess_config_from_open_clip(dict(model.visual.preprocess_cfg))
+    preprocess = image_transform(preprocess_cfg)
     input_dtype = open_clip.get_input_dtype(precision)
 
     def encode_image(images: torch.Tensor) -> torch.Tensor:
@@ -137,7 +142,6 @@ def load_open_clip(
     def encode_text(tokens: torch.Tensor) -> torch.Tensor:
         return model.encode_text(tokens.to(model_device(model)), normalize=False)
 
-    preprocess_cfg = preprocess_config_from_open_clip(cfg)
     info = {
         "loader": "open_clip",
         "arch": None if spec.has_schema else spec.model_name,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import open_clip
 import torch
 from safetensors.torch import load_file
 
-from lr0fm.models.base import Backbone, PreprocessConfig, model_device
+from lr0fm.models.base import Backbone, model_device
+from lr0fm.models.openclip_loader import image_transform, preprocess_config_from_open_clip
 from lr0fm.toy.pretrain import CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, build_model
 from lr0fm.toy.tokenizer import ToyTokenizer
 
@@ -44,22 +44,8 @@ def load_toyclip(device: str | torch.device = "cpu", weights_dir: str | Path | N
     model = build_model(config["model_cfg"], tokenizer.vocab_size)
     model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
     model.to(device).eval()
-    pcfg = config["preprocess_cfg"]
-    preprocess_cfg = PreprocessConfig(
-        size=int(pcfg["size"]),
-        mean=tuple(pcfg["mean"]),
-        std=tuple(pcfg["std"]),
-        interpolation=pcfg["interpolation"],
-        resize_mode=pcfg["resize_mode"],
-    )
-    preprocess = open_clip.image_transform(
-        preprocess_cfg.size,
-        is_train=False,
-        mean=preprocess_cfg.mean,
-        std=preprocess_cfg.std,
-        resize_mode=preprocess_cfg.resize_mode,
-        interpolation=preprocess_cfg.interpolation,
-    )
+    preprocess_cfg = preprocess_config_from_open_clip(config["preprocess_cfg"])
+    preprocess = image_transform(preprocess_cfg)
 
     def encode_text(tokens: torch.Tensor) -> torch.Tensor:
         return model.encode_text(tokens.to(model_device(model)))
