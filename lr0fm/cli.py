@@ -30,6 +30,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "fit": ("lr0fm.lrtk0.cli.fit", "train LR-TK0 tokens (LightningCLI fit): `fit --config configs/lrtk0/toy.yaml`"),
     "validate": ("lr0fm.lrtk0.cli.validate", "LR-TK0 validation loss + zero-shot benchmark of a checkpoint"),
     "test": ("lr0fm.lrtk0.cli.test", "LR-TK0 test loop + zero-shot benchmark of a checkpoint"),
+    "export-tokens": (
+        "lr0fm.lrtk0.cli.export",
+        "write the tokens-only export of an LR-TK0 checkpoint (for `benchmark --lr-tokens`)",
+    ),
 }
 
 USAGE = "usage: lr0fm [-h] [--version] <command> [<args>]"

@@ -19,6 +19,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchvision import transforms
 
+from lr0fm.cli import main as cli_main
 from lr0fm.datasets import DatasetError
 from lr0fm.lrtk0 import load_lr_tokens
 from lr0fm.lrtk0.callback import ZeroShotBenchmark
@@ -262,6 +263,26 @@ def test_resume_after_kill_reaches_the_uninterrupted_result(arch: str, tmp_path:
     resumed = run(tmp_path / "killed", ckpt_path="last")
     torch.testing.assert_close(resumed.tokens.state_dict(), reference.tokens.state_dict())
     torch.testing.assert_close(resumed.logit_scale, reference.logit_scale)
+
+    # the tokens of any kept checkpoint can be exported afterwards and load onto a fresh backbone
+    last, export = tmp_path / "killed" / "ckpt" / "last.ckpt", tmp_path / "t.safetensors"
+    assert cli_main(["export-tokens", str(last), "-o", str(export)]) == 0
+    backbone = load_backbone(arch)
+    load_lr_tokens(export, backbone)
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(backbone.encode_image(images), resumed.backbone.encode_image(images))
+
+
+def test_export_tokens_rejects_what_is_not_an_lr_tokens_checkpoint(arch: str, tmp_path: Path, capsys) -> None:
+    assert cli_main(["export-tokens", str(tmp_path / "missing.ckpt")]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+    torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
+    assert cli_main(["export-tokens", str(tmp_path / "other.ckpt")]) == 2
+    assert "not an LR-TK0 checkpoint" in capsys.readouterr().err
+    torch.save({"state_dict": {}, "hyper_parameters": {"backbone": arch, "method": "vpt"}}, tmp_path / "vpt.ckpt")
+    assert cli_main(["export-tokens", str(tmp_path / "vpt.ckpt")]) == 2
+    assert "method='vpt'" in capsys.readouterr().err
 
 
 def test_fit_exports_tokens_and_logs_benchmark_scalars(arch: str, tmp_path: Path) -> None:

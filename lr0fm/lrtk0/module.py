@@ -281,3 +281,40 @@ class LRTK0Module(L.LightningModule):
         path = self.hparams.export_path or Path(log_dir or self.trainer.default_root_dir) / EXPORT_NAME
         if self.trainer.is_global_zero:
             self.print(f"LR tokens exported to {self.export_tokens(path)}")
+
+
+def export_checkpoint_tokens(checkpoint: str | Path, output: str | Path | None = None) -> Path:
+    """Write the tokens-only export of the LR tokens held by a Lightning checkpoint of :class:`LRTK0Module`.
+
+    The backbone is rebuilt from the spec stored in the checkpoint's hyper-parameters (its weights must be
+    loadable here) and the checkpoint's trainable tensors are loaded onto it, so e.g. the best checkpoint
+    kept by ``ModelCheckpoint(monitor="val/war_16")`` can be exported and benchmarked.
+
+    Args:
+        checkpoint: a ``.ckpt`` file written by ``lr0fm fit``.
+        output: the ``.safetensors`` file to write; defaults to the checkpoint path with that suffix.
+
+    Returns:
+        The written path.
+
+    Raises:
+        FileNotFoundError: ``checkpoint`` does not exist.
+        ValueError: the checkpoint is not an LR-TK0 checkpoint, or its method has no LR tokens.
+
+    """
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    hparams = state.get("hyper_parameters") if isinstance(state, dict) else None
+    if not hparams or "backbone" not in hparams or "state_dict" not in state:
+        raise ValueError(
+            f"{checkpoint} is not an LR-TK0 checkpoint (expected a Lightning checkpoint of LRTK0Module "
+            "with hyper_parameters.backbone and a state_dict)"
+        )
+    if hparams.get("method", "lr_tokens") != "lr_tokens":
+        raise ValueError(f"only LR tokens can be exported; {checkpoint} trains method={hparams['method']!r}")
+    module = LRTK0Module(**{**hparams, "activation_checkpointing": False})
+    module.on_load_checkpoint(state)
+    module.load_state_dict(state["state_dict"], strict=False)
+    return module.export_tokens(output or checkpoint.with_suffix(".safetensors"))
