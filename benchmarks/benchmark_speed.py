@@ -18,6 +18,7 @@ prints end-to-end / compute: near 1 means the data side is hidden behind the mod
 machine the DataLoader workers and the model share the same cores, so it stays well above 1.
 
     python benchmarks/benchmark_speed.py [--images 600] [--classes 60] [--workers 2] [--threads N] [--fast] [--repeat N]
+    python benchmarks/benchmark_speed.py --device cuda --arch ViT-B-16 --workers 12 --batch-size 256  # a GPU
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import json
 import os
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -121,25 +123,31 @@ Predictions = dict[str, list[list[int]]]  # resolution -> top-5 classes of every
 
 
 @torch.no_grad()
-def run_naive(spec: str, dataset: ZeroShotDataset, resolutions, batch_size: int, workers: int) -> Predictions:
+def run_naive(
+    spec: str, dataset: ZeroShotDataset, resolutions, batch_size: int, workers: int, device: str = "cpu"
+) -> Predictions:
     """Naive protocol: per resolution a fresh dataset, DataLoader pass and classifier build."""
-    backbone = load_backbone(spec, seed=0).eval()
+    backbone = load_backbone(spec, seed=0).eval().to(device)
     preds = {}
     for res in resolutions:
         if res == HR:
             transform = backbone.preprocess
         else:
             transform = T.Compose([T.Resize(int(res), interpolation=T.InterpolationMode.BICUBIC), backbone.preprocess])
-        classifier = build_classifier(backbone, dataset.classnames, dataset.templates)
-        loader = DataLoader(NaiveDataset(dataset, transform), batch_size=batch_size, num_workers=workers)
+        classifier = build_classifier(backbone, dataset.classnames, dataset.templates, device=device)
+        loader = DataLoader(
+            NaiveDataset(dataset, transform), batch_size=batch_size, num_workers=workers, pin_memory=device != "cpu"
+        )
         preds[str(res)] = []
         for images, _ in loader:
-            feats = F.normalize(backbone.encode_image(images).float(), dim=-1)
+            feats = F.normalize(backbone.encode_image(images.to(device)).float(), dim=-1)
             preds[str(res)] += (feats @ classifier.t()).topk(min(5, len(classifier)), dim=-1).indices.tolist()
     return preds
 
 
-def run_engine(spec: str, folder: Path, resolutions, batch_size: int, workers: int, output: Path) -> Predictions:
+def run_engine(
+    spec: str, folder: Path, resolutions, batch_size: int, workers: int, output: Path, device: str = "cpu"
+) -> Predictions:
     """``lr0fm benchmark`` as users run it (Trainer.validate), from a fresh output folder (no cached classifier).
 
     The per-sample predictions are read back from the run's predictions file.
@@ -152,7 +160,7 @@ def run_engine(spec: str, folder: Path, resolutions, batch_size: int, workers: i
         batch_size=batch_size,
         workers=workers,
         precision="32",
-        accelerator="cpu",
+        accelerator="cpu" if device == "cpu" else "gpu",
         seed=0,
     )
     run_benchmark(config, log=lambda *_: None)
@@ -161,40 +169,56 @@ def run_engine(spec: str, folder: Path, resolutions, batch_size: int, workers: i
     return {str(r): [line["top5"][str(r)] for line in lines] for r in resolutions}
 
 
-def run_loop(spec: str, dataset: ZeroShotDataset, resolutions, batch_size: int, workers: int) -> dict[str, float]:
+def run_loop(
+    spec: str, dataset: ZeroShotDataset, resolutions, batch_size: int, workers: int, device: str = "cpu"
+) -> dict[str, float]:
     """The engine's plain loop :func:`evaluate_backbone` (no Trainer); top-1 per resolution."""
-    backbone = load_backbone(spec, seed=0).eval()
-    records = evaluate_backbone(backbone, {"speed": dataset}, resolutions, batch_size=batch_size, num_workers=workers)
+    backbone = load_backbone(spec, seed=0).eval().to(device)
+    records = evaluate_backbone(
+        backbone, {"speed": dataset}, resolutions, batch_size=batch_size, num_workers=workers, device=device
+    )
     return {str(r["resolution"]): r["top1"] for r in records}
 
 
 @torch.no_grad()
-def run_fast(spec: str, dataset: ZeroShotDataset, resolutions, batch_size: int, workers: int) -> Predictions:
+def run_fast(
+    spec: str, dataset: ZeroShotDataset, resolutions, batch_size: int, workers: int, device: str = "cpu"
+) -> Predictions:
     """The engine's scoring (one decode, one classifier build) with :class:`FastMultiResolutionTransform`."""
-    backbone = load_backbone(spec, seed=0).eval()
+    backbone = load_backbone(spec, seed=0).eval().to(device)
     transform = FastMultiResolutionTransform(backbone.preprocess, resolutions)
-    classifier = ClassifierCache().for_dataset(backbone, dataset)
+    classifier = ClassifierCache().for_dataset(backbone, dataset, device=torch.device(device))
     loader = make_loader(MultiResolutionDataset(dataset, transform), batch_size=batch_size, num_workers=workers)
     counts = ZeroShotCounts(len(resolutions), keep_predictions=True)
     for views, labels, indices, _ in loader:
-        counts.update(predict_top5(backbone, classifier, views), labels, indices)
+        counts.update(predict_top5(backbone, classifier, views.to(device)).cpu(), labels, indices)
     top5 = counts.compute()["preds"]
     return {str(r): top5[:, i].tolist() for i, r in enumerate(resolutions)}
 
 
 @torch.no_grad()
-def model_compute_seconds(spec: str, dataset: ZeroShotDataset, num_forwards: int, batch_size: int) -> float:
+def model_compute_seconds(
+    spec: str, dataset: ZeroShotDataset, num_forwards: int, batch_size: int, device: str = "cpu"
+) -> float:
     """Time of ``num_forwards`` image forwards (random 224 px batches) plus one classifier build, alone."""
-    backbone = load_backbone(spec, seed=0).eval()
-    batch = torch.randn(batch_size, 3, backbone.image_size, backbone.image_size)
+    backbone = load_backbone(spec, seed=0).eval().to(device)
+    batch = torch.randn(batch_size, 3, backbone.image_size, backbone.image_size, device=device)
+    backbone.encode_image(batch[:1])  # CUDA context and kernels warm
+    _sync(device)
     start = time.perf_counter()
-    build_classifier(backbone, dataset.classnames, dataset.templates)
+    build_classifier(backbone, dataset.classnames, dataset.templates, device=device)
     done = 0
     while done < num_forwards:
         n = min(batch_size, num_forwards - done)
         backbone.encode_image(batch[:n])
         done += n
+    _sync(device)
     return time.perf_counter() - start
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 def top1(preds: Predictions, labels: list[int]) -> dict[str, float]:
@@ -228,6 +252,8 @@ def main() -> None:
     parser.add_argument("--skip-loop", action="store_true", help="do not time the engine loop without Trainer")
     parser.add_argument("--fast", action="store_true", help="also time the opt-in fast (not exact) mode")
     parser.add_argument("--repeat", type=int, default=1, help="interleaved repetitions; the best time is reported")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (every protocol runs its model there)")
+    parser.add_argument("--arch", help="open_clip architecture, random weights (e.g. ViT-B-16)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -239,7 +265,7 @@ def main() -> None:
         tmp = Path(tmp)
         spec_path = tmp / "lr0fm-speed-vit.json"
         spec_path.write_text(json.dumps(SPEED_CLIP))
-        spec = str(spec_path)
+        spec = f"{args.arch}:none" if args.arch else str(spec_path)
         t_gen, folder = timed(make_dataset, tmp / "data", args.images, args.classes, args.templates)
         dataset = build_dataset(f"folder:{folder}")
         labels = [label for _, label in dataset.samples]
@@ -248,7 +274,8 @@ def main() -> None:
             f"data: {len(dataset)} JPEGs (500x375/375x500), {dataset.num_classes} classes x "
             f"{len(dataset.templates)} templates (generated in {t_gen:.1f} s); resolutions {resolutions}; "
             f"batch {batch}, workers {workers}, torch threads {torch.get_num_threads()}, "
-            f"CPUs {os.cpu_count()}, repetitions {args.repeat}, load average before {load1:.2f}"
+            f"CPUs {os.cpu_count()}, repetitions {args.repeat}, load average before {load1:.2f}; "
+            f"model {spec if args.arch else 'small random ViT'} on {args.device}"
         )
         protocols = {"naive": (run_naive, dataset), "engine": (run_engine, folder)}
         protocols.update({} if args.skip_loop else {"loop": (run_loop, dataset)})
@@ -258,9 +285,10 @@ def main() -> None:
         for rep in range(args.repeat):  # interleaved, best time kept: fair under a fluctuating machine load
             for name, (fn, data) in protocols.items():
                 extra = (tmp / f"engine-out-{rep}",) if name == "engine" else ()
-                seconds, out = timed(fn, spec, data, resolutions, batch, workers, *extra)
+                seconds, out = timed(partial(fn, device=args.device), spec, data, resolutions, batch, workers, *extra)
                 runs[name] = (min(seconds, runs.get(name, (seconds,))[0]), out)
-            t_compute = min(t_compute, model_compute_seconds(spec, dataset, len(dataset) * len(resolutions), batch))
+            forwards = len(dataset) * len(resolutions)
+            t_compute = min(t_compute, model_compute_seconds(spec, dataset, forwards, batch, args.device))
         load2 = os.getloadavg()[0]
 
     accs = {name: out if name == "loop" else top1(out, labels) for name, (_, out) in runs.items()}

@@ -307,9 +307,10 @@ def test_lr0fm66_config_is_the_papers_sweep():
     assert config.data_root == "/path/to/datasets" and weights is None
 
 
-def test_toy_config_names_registered_toy_tasks():
+def test_toy_config_names_registered_toy_tasks(tmp_path, monkeypatch):
     from lr0fm.toy import datasets as toy
 
+    monkeypatch.chdir(tmp_path)  # the config's WAR weights file is found next to it from any working directory
     config, weights = load_config("toy.yaml")
     assert config.models == ["toyclip"]
     assert config.datasets == ["toy-color", "toy-texture", "toy-size"]
@@ -325,6 +326,12 @@ def test_example_config_runs_ddp_on_two_gpus():
     config, _ = load_config("example.yaml")
     assert len(config.models) == 1 and config.models[0].startswith("ViT-B-16:")
     assert (config.accelerator, config.devices, config.strategy) == ("gpu", 2, "ddp")
+
+
+def test_missing_weights_file_fails_before_any_work(tmp_path):
+    args = ["--config", str(REPO / "configs/benchmark/toy.yaml"), "--weights", str(tmp_path / "war.yaml")]
+    with pytest.raises(FileNotFoundError, match="WAR weights file not found: .*war.yaml"):
+        make_config(build_parser().parse_args(args))
 
 
 def test_command_line_flags_override_the_config():

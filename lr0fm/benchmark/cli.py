@@ -60,6 +60,12 @@ def _load_yaml(path: str) -> dict:
     return {k.replace("-", "_"): v for k, v in data.items()}
 
 
+def _config_relative(path: str, config: str) -> str:
+    """A relative input path of a ``--config`` file: from the config's folder if it exists there, else as given."""
+    candidate = Path(config).parent / path
+    return str(candidate) if not Path(path).is_absolute() and candidate.is_file() else path
+
+
 def make_config(args: argparse.Namespace):
     """Merge ``--config`` YAML and flags into a :class:`BenchmarkConfig`."""
     from lr0fm.benchmark.runner import BenchmarkConfig
@@ -75,6 +81,10 @@ def make_config(args: argparse.Namespace):
         if flag is not None:
             values[key] = flag
     weights = values.pop("weights", None)
+    if weights is not None and args.weights is None and args.config:
+        weights = _config_relative(weights, args.config)
+    if weights is not None and not Path(weights).is_file():
+        raise FileNotFoundError(f"WAR weights file not found: {weights} (expected a YAML written by `lr0fm metrics`)")
     if not values.get("models") or not values.get("datasets"):
         raise ValueError("give at least one --model and one --dataset (or a --config that lists them)")
     if "devices" in values and str(values["devices"]).isdigit():
