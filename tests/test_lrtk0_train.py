@@ -268,10 +268,17 @@ def test_resume_after_kill_reaches_the_uninterrupted_result(arch: str, tmp_path:
     last, export = tmp_path / "killed" / "ckpt" / "last.ckpt", tmp_path / "t.safetensors"
     assert cli_main(["export-tokens", str(last), "-o", str(export)]) == 0
     backbone = load_backbone(arch)
-    load_lr_tokens(export, backbone)
+    tokens = load_lr_tokens(export, backbone)
     images = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(backbone.encode_image(images), resumed.backbone.encode_image(images))
+    # the loaded tokens are a child of the backbone: moving it (a Trainer, .cuda()) moves them too
+    backbone.to(torch.float64)
+    assert tokens.block_tokens.dtype == torch.float64
+    with torch.no_grad():
+        torch.testing.assert_close(
+            backbone.encode_image(images.double()).float(), resumed.backbone.encode_image(images), atol=1e-5, rtol=1e-4
+        )
 
 
 def test_export_tokens_rejects_what_is_not_an_lr_tokens_checkpoint(arch: str, tmp_path: Path, capsys) -> None:

@@ -91,7 +91,8 @@ def load_lr_tokens(
         visual: the target vision tower (or :class:`~lr0fm.models.base.Backbone`).
         backbone_spec: the spec of the loaded model; when given it must equal the exported one.
             Defaults to ``visual.spec`` for a ``Backbone``.
-        attach: attach the loaded tokens to ``visual``.
+        attach: attach the loaded tokens to ``visual``; on a ``Backbone`` they also become its child module
+            ``lr_tokens``, so they follow the backbone's ``.to(device/dtype)``.
 
     Returns:
         The LR tokens, attached to ``visual`` unless ``attach`` is false.
@@ -140,4 +141,7 @@ def load_lr_tokens(
     tokens.load_state_dict(tensors)
     if attach:
         tokens.attach()
+        if isinstance(visual, Backbone):
+            # a child of the backbone: ``backbone.to(device)`` (e.g. by a Trainer) moves the tokens along
+            visual.add_module("lr_tokens", tokens)
     return tokens
