@@ -2,7 +2,7 @@
 
 Trains LR tokens on the shipped ``toyclip`` (LR-token-training split only) and scores the frozen model with
 and without the exported tokens on the toy zero-shot tasks (100 images per class) with the benchmark
-engine. Run ``pytest -m slow tests/test_lrtk0_train_toy.py -s`` (about 10 minutes on 2 CPU cores).
+engine. Run ``pytest -m slow tests/test_lrtk0_train_toy.py -s`` (about 7-8 minutes on 2 CPU cores).
 """
 
 from __future__ import annotations

@@ -14,10 +14,12 @@ Split scheme (no shared images, no shared attribute combinations):
     ``(seed, split, index)``.
 
 Textures alternate the object colour with a darkened copy of it at a period of 4 or 6 px, axis-aligned
-and locked to the pixel grid (the rotation turns the shape only), each pattern covering about half of
-the object, and a solid object has exactly the mean colour of a pattern: a
-patch-8 ViT resolves the patterns at 64 px, while a 4x bicubic downsampling (16 px) blurs them into
-nearly the same flat shade (the brightness gives nothing away), leaving only faint aliasing residue.
+and locked to the pixel grid (the rotation turns the shape only). Stripes and checks cover half of the
+object, dots a quarter, and a solid object has exactly the mean colour of a dotted one: a patch-8 ViT
+resolves the patterns at 64 px, while a 4x bicubic downsampling (16 px) blurs them into flat shades. What
+survives at 16 px is a weak trace: {solid, dotted} and {striped, checkered} differ in shade relative to
+the object's colour, while the members of each pair look alike. A model pre-trained at 64 px does not
+read it, but it is learnable -- the headroom LR tokens can win back in the toy world.
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ _RADIUS: dict[str, tuple[float, float]] = {
 }
 _PERIODS = (4.0, 6.0)  # texture periods in px at 64 px
 _DARK = 0.3  # the texture's second colour is the object colour times this factor
+_DOT_RADIUS = 0.28  # dots (in periods) cover ~25 % of the object; stripes and checks cover 50 %
+_SOLID_SHADE = 1.0 - np.pi * _DOT_RADIUS**2 * (1.0 - _DARK)  # a solid object has a dotted one's mean colour
 _NOISE_STD = (0.0, 6.0)  # Gaussian pixel noise range (0-255 scale)
 _JITTER = 12.0  # max per-channel colour jitter
 
@@ -189,7 +193,7 @@ def _texture_mask(textures: np.ndarray, s: np.ndarray, t: np.ndarray) -> np.ndar
         [
             np.zeros_like(s, dtype=bool),
             fs < 0.5,
-            (fs - 0.5) ** 2 + (ft - 0.5) ** 2 <= 0.4**2,  # dots cover ~50 % like the others
+            (fs - 0.5) ** 2 + (ft - 0.5) ** 2 <= _DOT_RADIUS**2,
             (fs < 0.5) ^ (ft < 0.5),
         ]
     )
@@ -220,7 +224,7 @@ def render_scenes(scenes: Sequence[Scene], size: int = NATIVE_SIZE) -> np.ndarra
     fg = np.array([np.add(_RGB[sc.attrs.color], sc.jitter[:3]) for sc in scenes])[:, None, None, :]
     bg = np.array([np.add(_RGB[sc.attrs.background], sc.jitter[3:]) for sc in scenes])[:, None, None, :]
     solid = np.array([sc.attrs.texture == "solid" for sc in scenes])[:, None, None, None]
-    fg = np.where(solid, fg * (1 + _DARK) / 2, fg)  # solid = the mean colour of a 50 % dark pattern
+    fg = np.where(solid, fg * _SOLID_SHADE, fg)  # solid = the mean colour of a dotted object
     obj = np.where(dark[..., None], fg * _DARK, fg)
     img = np.where(inside[..., None], obj, bg)
     noise = np.stack(
