@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lr0fm.benchmark.engine import evaluate_backbone
 from lr0fm.datasets import build_dataset
@@ -52,7 +53,10 @@ def test_toy_tokens_raise_low_resolution_accuracy_at_small_native_cost(tmp_path:
     )
     minutes = (time.perf_counter() - start) / 60
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    tokens_file = tmp_path / "lightning_logs" / "version_0" / "lr_tokens.safetensors"
+    log_dir = tmp_path / "lightning_logs" / "version_0"
+    tokens_file = log_dir / "lr_tokens.safetensors"
+    scalars = set(EventAccumulator(str(log_dir)).Reload().Tags()["scalars"])
+    assert {f"val/{m}_{r}" for m in ("acc", "sar", "war") for r in (8, 16, 32)} <= scalars
     vanilla, tokened = top1_table(None), top1_table(tokens_file)
     for task in TASKS:
         print(task, {res: (vanilla[(task, res)], tokened[(task, res)]) for res in [*LOW, "hr"]})
