@@ -1,7 +1,7 @@
 """`lr0fm fit` as users run it: 2-process DDP (gloo, CPU) equals 1 process on the same global batch.
 
 Also checks that the run's config lands in ``lightning_logs/version_N/config.yaml`` and re-runs it, and that
-``lr0fm validate --ckpt_path`` evaluates a checkpoint.
+``lr0fm validate --ckpt_path`` evaluates a checkpoint and ``lr0fm export-tokens`` exports its tokens.
 """
 
 from __future__ import annotations
@@ -72,3 +72,12 @@ def test_two_process_ddp_matches_one_process_and_config_is_saved(config: Path, t
     (checkpoint,) = (single / "checkpoints").glob("*.ckpt")
     validated = fit(one, config, "--data.val_images=8", f"--ckpt_path={checkpoint}", subcommand="validate")
     assert "val/loss" in validated.stdout
+    # `lr0fm export-tokens` on a LightningCLI checkpoint gives the tokens that fit exported itself
+    export = subprocess.run(
+        [sys.executable, "-m", "lr0fm.cli", "export-tokens", str(checkpoint), "-o", str(tmp_path / "ckpt.safetensors")],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=300,
+    )
+    assert export.returncode == 0, export.stderr[-3000:]
+    exported = load_file(str(tmp_path / "ckpt.safetensors"))
+    for name in tokens_one:
+        torch.testing.assert_close(exported[name], tokens_one[name], rtol=0, atol=0)

@@ -16,6 +16,7 @@ the frozen backbone is rebuilt from its spec, so a ViT-B checkpoint stays small.
 
 from __future__ import annotations
 
+import inspect
 import math
 from pathlib import Path
 from typing import Any
@@ -314,7 +315,10 @@ def export_checkpoint_tokens(checkpoint: str | Path, output: str | Path | None =
         )
     if hparams.get("method", "lr_tokens") != "lr_tokens":
         raise ValueError(f"only LR tokens can be exported; {checkpoint} trains method={hparams['method']!r}")
-    module = LRTK0Module(**{**hparams, "activation_checkpointing": False})
+    # LightningCLI also stores its own keys (e.g. ``_instantiator``): keep the constructor's arguments only
+    accepted = set(inspect.signature(LRTK0Module.__init__).parameters) - {"self"}
+    kwargs = {k: v for k, v in hparams.items() if k in accepted}
+    module = LRTK0Module(**{**kwargs, "activation_checkpointing": False})
     module.on_load_checkpoint(state)
     module.load_state_dict(state["state_dict"], strict=False)
     return module.export_tokens(output or checkpoint.with_suffix(".safetensors"))
