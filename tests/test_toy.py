@@ -1,6 +1,7 @@
 """Tests of the offline toy world, its zero-shot datasets, the tiny CLIP recipe and the shipped toyclip."""
 
 import dataclasses
+import json
 import os
 import pickle
 
@@ -153,6 +154,22 @@ def test_few_step_retrain_from_the_shipped_config_lowers_the_loss(tmp_path):
     assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.15  # well beyond step-to-step noise (~0.01)
     assert (tmp_path / CONFIG_FILE).is_file()
     assert load_toyclip(weights_dir=tmp_path).family == "toy"
+    # a second stage records the first stage's recipe
+    stage2 = dataclasses.replace(cfg, max_steps=2, init_from=str(tmp_path), seed=1)
+    pretrain(stage2, tmp_path / "stage2")
+    written = json.loads((tmp_path / "stage2" / CONFIG_FILE).read_text())
+    assert written["recipe"]["init_from"] == str(tmp_path) and written["recipe"]["max_steps"] == 2
+    assert [s["recipe"]["max_steps"] for s in written["earlier_stages"]] == [30]
+
+
+def test_shipped_weights_record_both_shipped_recipes():
+    shipped = json.loads((SHIPPED_DIR / CONFIG_FILE).read_text())
+    stage1 = PretrainConfig.from_yaml(CONFIG)
+    stage2 = PretrainConfig.from_yaml(CONFIG.replace("pretrain.yaml", "pretrain_stage2.yaml"))
+    recipe = {k: v for k, v in dataclasses.asdict(stage2).items() if k != "model_cfg"}
+    assert shipped["recipe"] == recipe
+    (first,) = shipped["earlier_stages"]
+    assert first["recipe"] == {k: v for k, v in dataclasses.asdict(stage1).items() if k != "model_cfg"}
 
 
 @pytest.fixture(scope="module")

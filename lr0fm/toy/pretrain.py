@@ -254,10 +254,22 @@ def export(module: ToyCLIPModule, tokenizer: ToyTokenizer, output: str | Path) -
         },
         "recipe": {k: v for k, v in asdict(module.cfg).items() if k != "model_cfg"},
         "final_loss": float(np.mean(module.loss_history[-50:])) if module.loss_history else None,
+        # the recipes of the stages this one started from (``init_from``), oldest first
+        "earlier_stages": getattr(module, "earlier_stages", []),
     }
     (out / CONFIG_FILE).write_text(json.dumps(config, indent=1))
     tokenizer.save(out / TOKENIZER_FILE)
     return out
+
+
+def earlier_stages(folder: str | Path) -> list[dict[str, Any]]:
+    """Provenance of an export: its own earlier stages, then its recipe and final loss (oldest first)."""
+    path = Path(folder) / CONFIG_FILE
+    if not path.is_file():
+        return []
+    config = json.loads(path.read_text())
+    own = {"recipe": config.get("recipe"), "final_loss": config.get("final_loss")}
+    return [*config.get("earlier_stages", []), own]
 
 
 def pretrain(cfg: PretrainConfig, output: str | Path | None = None) -> ToyCLIPModule:
@@ -275,6 +287,7 @@ def pretrain(cfg: PretrainConfig, output: str | Path | None = None) -> ToyCLIPMo
                 f"(`lr0fm toy pretrain --output {cfg.init_from}`) first"
             )
         module.model.load_state_dict(load_file(str(weights)))
+        module.earlier_stages = earlier_stages(cfg.init_from)
     data = ToyPretrainData(tokenizer, cfg.batch_size, cfg.seed)
     trainer = L.Trainer(
         accelerator="cpu",
