@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import lightning as L
 import pytest
 import yaml
 from benchmark_fixtures import make_image_folder, tiny_clip_json
@@ -326,6 +327,27 @@ def test_example_config_runs_ddp_on_two_gpus():
     config, _ = load_config("example.yaml")
     assert len(config.models) == 1 and config.models[0].startswith("ViT-B-16:")
     assert (config.accelerator, config.devices, config.strategy) == ("gpu", 2, "ddp")
+
+
+def test_backbone_is_placed_before_every_classifier_build(world, tmp_path, monkeypatch):
+    """Trainer.validate's teardown moves the model to the CPU; each dataset's classifier must not be built there."""
+    from lr0fm.benchmark.classifier import ClassifierCache
+    from lr0fm.models.base import Backbone
+
+    events = []
+    for cls, name in ((Backbone, "to"), (ClassifierCache, "for_dataset"), (L.Trainer, "validate")):
+        original = getattr(cls, name)
+
+        def spy(self, *args, _original=original, _name=name, **kwargs):
+            events.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, name, spy)
+    assert cli_main(bench_args(world, [world.a, world.b], tmp_path / "out")) == 0
+    builds = [i for i, e in enumerate(events) if e == "for_dataset"]
+    assert len(builds) == 2
+    for i in builds:
+        assert events[i - 1] == "to"  # placed on the device right before the build
 
 
 def test_missing_weights_file_fails_before_any_work(tmp_path):

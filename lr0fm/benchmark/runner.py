@@ -137,10 +137,12 @@ def run_benchmark(config: BenchmarkConfig, *, log=print) -> list[dict]:
             load_lr_tokens(config.lr_tokens, backbone)
         backbone.eval()
         device = _classifier_device(config.accelerator)
-        backbone.to(device)
         logger = TensorBoardLogger(save_dir=str(output), name="tensorboard", version=slug(label))
         for name, todo in pending.items():
             dataset = datasets[name]
+            # every Trainer.validate ends by moving the module (and so the backbone) to the CPU: bring it back
+            # first, or the next dataset's text classifier would be encoded on the CPU
+            backbone.to(device)
             classifier = cache.for_dataset(backbone, dataset, device=device).cpu()
             module = ZeroShotModule(
                 backbone,
