@@ -16,7 +16,6 @@ the frozen backbone is rebuilt from its spec, so a ViT-B checkpoint stays small.
 
 from __future__ import annotations
 
-import inspect
 import math
 from pathlib import Path
 from typing import Any
@@ -315,10 +314,6 @@ def export_checkpoint_tokens(checkpoint: str | Path, output: str | Path | None =
         )
     if hparams.get("method", "lr_tokens") != "lr_tokens":
         raise ValueError(f"only LR tokens can be exported; {checkpoint} trains method={hparams['method']!r}")
-    # LightningCLI also stores its own keys (e.g. ``_instantiator``): keep the constructor's arguments only
-    accepted = set(inspect.signature(LRTK0Module.__init__).parameters) - {"self"}
-    kwargs = {k: v for k, v in hparams.items() if k in accepted}
-    module = LRTK0Module(**{**kwargs, "activation_checkpointing": False})
-    module.on_load_checkpoint(state)
-    module.load_state_dict(state["state_dict"], strict=False)
+    # Lightning's loader handles LightningCLI's extra hparams (``_instantiator``) and calls on_load_checkpoint
+    module = LRTK0Module.load_from_checkpoint(checkpoint, map_location="cpu", activation_checkpointing=False)
     return module.export_tokens(output or checkpoint.with_suffix(".safetensors"))
