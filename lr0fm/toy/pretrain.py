@@ -183,6 +183,7 @@ class ToyCLIPModule(L.LightningModule):
         self.model = build_model(cfg.model_cfg, vocab_size)
         self.loss_history: list[float] = []
         self.export_dir: Path | None = None
+        self.earlier_stages: list[dict[str, Any]] = []  # provenance of ``init_from`` (see earlier_stages())
         self._t0 = time.time()
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -255,7 +256,7 @@ def export(module: ToyCLIPModule, tokenizer: ToyTokenizer, output: str | Path) -
         "recipe": {k: v for k, v in asdict(module.cfg).items() if k != "model_cfg"},
         "final_loss": float(np.mean(module.loss_history[-50:])) if module.loss_history else None,
         # the recipes of the stages this one started from (``init_from``), oldest first
-        "earlier_stages": getattr(module, "earlier_stages", []),
+        "earlier_stages": module.earlier_stages,
     }
     (out / CONFIG_FILE).write_text(json.dumps(config, indent=1))
     tokenizer.save(out / TOKENIZER_FILE)
