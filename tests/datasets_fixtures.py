@@ -74,18 +74,37 @@ def make_imagenet_r(root: Path) -> Expected:
     return _make_subset("imagenet-r", root)
 
 
+def authors_caltech101_split(base: Path) -> list[tuple[str, int]]:
+    """The authors' split (BLIP/data/caltech101.py), transcribed: seed once, one choice of 30 per class.
+
+    Their ``glob`` lists files in the file system's order; sorted here, as lr0fm documents.
+    """
+    folders = packaged_lines("caltech101", "folders.txt")
+    np.random.seed(1234)
+    out = []
+    for label, folder in enumerate(folders):
+        if folder == "BACKGROUND_Google":
+            continue
+        imgs = sorted(str(p) for p in (base / folder).glob("*.jpg"))
+        train_images = list(np.random.choice(imgs, 30, replace=False))
+        out += [(path, label) for path in sorted(set(imgs) - set(train_images))]
+    return out
+
+
 def make_caltech101(root: Path) -> Expected:
-    """Faces: 32 images (last 2 are test), yin_yang: 31 (last 1 is test), BACKGROUND_Google ignored."""
+    """All 101 categories with 30-35 images each (the split needs every class), plus BACKGROUND_Google.
+
+    Expected: the authors' split computed by :func:`authors_caltech101_split`; label 0 ("background") has
+    no test image.
+    """
     base = root / "caltech101" / "101_ObjectCategories"
     names = _names("caltech101")
-    out = []
-    for folder, label, count in (("Faces", 0, 32), ("yin_yang", 100, 31)):
-        for i in range(1, count + 1):
-            path = write_jpeg(base / folder / f"image_{i:04d}.jpg", i)
-            if i > 30:
-                out.append((str(path), label, names[label]))
-    write_jpeg(base / "BACKGROUND_Google" / "image_0001.jpg")
-    return out
+    jpeg = (write_jpeg(root / "caltech_template.jpg", 1)).read_bytes()
+    for k, folder in enumerate(packaged_lines("caltech101", "folders.txt")):
+        (base / folder).mkdir(parents=True, exist_ok=True)
+        for i in range(1, 31 + k % 5):
+            (base / folder / f"image_{i:04d}.jpg").write_bytes(jpeg)
+    return [(path, label, names[label]) for path, label in authors_caltech101_split(base)]
 
 
 def make_dtd(root: Path) -> Expected:
@@ -183,17 +202,24 @@ def make_flowers102(root: Path) -> Expected:
 
 
 def make_eurosat(root: Path) -> Expected:
-    """AnnualCrop: 6 images (every 5th of the sorted names: _1 and _6), SeaLake: 1 image."""
+    """AnnualCrop: 6 images, SeaLake: 2, and CoOp's split file whose ``val`` list (the test set) holds 3."""
     base = root / "eurosat" / "2750"
     names = _names("eurosat")
     for i in range(1, 7):
         write_jpeg(base / "AnnualCrop" / f"AnnualCrop_{i}.jpg", i)
-    write_jpeg(base / "SeaLake" / "SeaLake_1.jpg")
-    return [
-        (str(base / "AnnualCrop" / "AnnualCrop_1.jpg"), 0, names[0]),
-        (str(base / "AnnualCrop" / "AnnualCrop_6.jpg"), 0, names[0]),
-        (str(base / "SeaLake" / "SeaLake_1.jpg"), 9, names[9]),
-    ]
+    for i in (1, 2):
+        write_jpeg(base / "SeaLake" / f"SeaLake_{i}.jpg", 10 + i)
+    split = {  # [image path relative to 2750/, CoOp label, CoOp class name]
+        "train": [["AnnualCrop/AnnualCrop_1.jpg", 0, "Annual Crop Land"], ["SeaLake/SeaLake_1.jpg", 9, "Sea or Lake"]],
+        "val": [
+            ["AnnualCrop/AnnualCrop_2.jpg", 0, "Annual Crop Land"],
+            ["AnnualCrop/AnnualCrop_5.jpg", 0, "Annual Crop Land"],
+            ["SeaLake/SeaLake_2.jpg", 9, "Sea or Lake"],
+        ],
+        "test": [["AnnualCrop/AnnualCrop_6.jpg", 0, "Annual Crop Land"]],
+    }
+    (root / "eurosat" / "split_zhou_EuroSAT.json").write_text(json.dumps(split))
+    return [(str(base / p), label, names[label]) for p, label, _ in split["val"]]
 
 
 def make_ucf101(root: Path) -> Expected:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import sys
@@ -75,7 +76,10 @@ def test_imagenet_a_known_entry() -> None:
 
 
 def test_folder_maps_have_one_folder_per_class() -> None:
-    assert len(packaged_lines("caltech101", "folders.txt")) == 101
+    folders, names = packaged_lines("caltech101", "folders.txt"), classnames("caltech101")
+    assert len(folders) == len(names) == NUM_CLASSES["caltech101"] == 102  # the authors' classifier
+    assert (folders[0], names[0]) == ("BACKGROUND_Google", "background")
+    assert list(folders[1:]) == sorted(folders[1:]) and "head of a crocodile" in names  # their single space
     assert packaged_lines("eurosat", "folders.txt")[2] == "HerbaceousVegetation"
     assert classnames("eurosat")[2] == "brushland or shrubland"
 
@@ -169,10 +173,72 @@ def test_unknown_class_folder_and_label_names(tmp_path: Path) -> None:
 
 
 def test_empty_class_folder(tmp_path: Path) -> None:
-    MAKERS["eurosat"](tmp_path)
-    (tmp_path / "eurosat" / "2750" / "River").mkdir()
-    with pytest.raises(DatasetError, match="River.*holds no images"):
+    MAKERS["imagenet-sketch"](tmp_path)
+    empty = packaged_lines("imagenet", "wnids.txt")[7]
+    (tmp_path / "sketch" / empty).mkdir()
+    with pytest.raises(DatasetError, match=f"{empty}.*holds no images"):
+        build_dataset("imagenet-sketch", tmp_path)
+
+
+def test_caltech101_is_the_authors_seeded_split_with_a_background_class(tmp_path: Path) -> None:
+    expected = MAKERS["caltech101"](tmp_path)  # the authors' code, transcribed, on all 101 folders
+    first = build_dataset("caltech101", tmp_path)
+    assert first.num_classes == 102 and first.classnames[0] == "background"
+    assert 0 not in {label for _, label in first.samples}  # background: in the classifier, never a test image
+    per_class: dict[int, int] = {}
+    for _, label in first.samples:
+        per_class[label] = per_class.get(label, 0) + 1
+    base = tmp_path / "caltech101" / "101_ObjectCategories"
+    for label, folder in enumerate(packaged_lines("caltech101", "folders.txt")[1:], start=1):
+        assert per_class.get(label, 0) == len(list((base / folder).glob("*.jpg"))) - 30
+    again = build_dataset("caltech101", tmp_path)
+    assert list(again.samples) == list(first.samples) == sorted((p, label) for p, label, _ in expected)
+    # not the first 30 by name: the split is drawn
+    assert any(Path(p).name <= "image_0030.jpg" for p, _ in first.samples)
+
+
+def test_caltech101_needs_every_category(tmp_path: Path) -> None:
+    MAKERS["caltech101"](tmp_path)
+    folder = tmp_path / "caltech101" / "101_ObjectCategories" / "yin_yang"
+    for path in sorted(folder.glob("*.jpg"))[10:]:
+        path.unlink()
+    with pytest.raises(DatasetError, match="yin_yang.*holds 10 .jpg images; each of the 101 categories needs"):
+        build_dataset("caltech101", tmp_path)
+
+
+def test_eurosat_reads_the_val_list_of_coops_split_and_explains_a_missing_one(tmp_path: Path) -> None:
+    expected = MAKERS["eurosat"](tmp_path)
+    ds = build_dataset("eurosat", tmp_path)
+    assert len(ds) == 3 and {Path(p).name for p, _ in ds.samples} == {Path(p).name for p, _, _ in expected}
+    (tmp_path / "eurosat" / "split_zhou_EuroSAT.json").unlink()
+    with pytest.raises(DatasetError, match=r"split_zhou_EuroSAT.json' not found.*'val' list.*KaiyangZhou/CoOp"):
         build_dataset("eurosat", tmp_path)
+    (tmp_path / "eurosat" / "split_zhou_EuroSAT.json").write_text('{"train": []}')
+    with pytest.raises(DatasetError, match="is not a CoOp split file"):
+        build_dataset("eurosat", tmp_path)
+
+
+def test_ucf101_reads_coops_midframes_and_split(tmp_path: Path) -> None:
+    base = tmp_path / "ucf101"
+    frames = base / "UCF-101-midframes"
+    paths = [
+        write_jpeg(frames / "Apply_Eye_Makeup" / "v_ApplyEyeMakeup_g01_c01.jpg", 1),
+        write_jpeg(frames / "Yo_Yo" / "v_YoYo_g07_c03.jpg", 2),
+        write_jpeg(frames / "Yo_Yo" / "v_YoYo_g01_c01.jpg", 3),  # a training video: not in 'test'
+    ]
+    split = {
+        "train": [["Yo_Yo/v_YoYo_g01_c01.jpg", 100, "Yo_Yo"]],
+        "val": [],
+        "test": [["Apply_Eye_Makeup/v_ApplyEyeMakeup_g01_c01.jpg", 0, "Apply_Eye_Makeup"],
+                 ["Yo_Yo/v_YoYo_g07_c03.jpg", 100, "Yo_Yo"]],
+    }  # fmt: skip
+    (base / "split_zhou_UCF101.json").write_text(json.dumps(split))
+    ds = build_dataset("ucf101", tmp_path)
+    assert list(ds.samples) == [(str(paths[0]), 0), (str(paths[1]), 100)]
+    assert (ds.classnames[0], ds.classnames[100]) == ("Apply Eye Makeup", "Yo Yo")
+    (base / "split_zhou_UCF101.json").unlink()  # without CoOp's file: testlist01.txt, same frame folders
+    write_lines(base / "ucfTrainTestlist" / "testlist01.txt", ["YoYo/v_YoYo_g07_c03.avi"])
+    assert list(build_dataset("ucf101", tmp_path).samples) == [(str(paths[1]), 100)]
 
 
 def test_bad_annotation_files(tmp_path: Path) -> None:
@@ -188,12 +254,12 @@ def test_bad_annotation_files(tmp_path: Path) -> None:
 
 def test_corrupt_image_raised_lazily_with_path(tmp_path: Path) -> None:
     MAKERS["caltech101"](tmp_path)
-    bad = tmp_path / "caltech101" / "101_ObjectCategories" / "yin_yang" / "image_0031.jpg"
-    bad.write_bytes(b"\xff\xd8garbage")
     ds = build_dataset("caltech101", tmp_path)
-    index = [ds.sample_id(i) for i in range(len(ds))].index(str(bad))
+    index = len(ds) - 1
+    bad = Path(ds.sample_id(index))
+    bad.write_bytes(b"\xff\xd8garbage")
     ds[0]  # other samples still decode
-    with pytest.raises(CorruptImageError, match="image_0031.jpg") as info:
+    with pytest.raises(CorruptImageError, match=bad.name) as info:
         ds[index]
     assert info.value.path == str(bad)
 

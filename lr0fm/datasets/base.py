@@ -29,9 +29,10 @@ class CorruptImageError(DatasetError):
 class ZeroShotDataset:
     """A labelled evaluation set with the class names and prompt templates of zero-shot classification.
 
-    Map-style and picklable (DataLoader workers receive a copy). ``__getitem__`` returns the decoded RGB
-    image (``PIL.Image``) and its integer label; the benchmark engine applies its own multi-resolution
-    transform to the PIL image, so datasets never resize.
+    Map-style and picklable (DataLoader workers receive a copy). ``__getitem__`` returns the decoded image
+    (``PIL.Image``, in the mode it is stored in: the LR protocol resizes first and converts to RGB after,
+    as the LR0.FM authors' chains and open_clip's preprocessing do) and its integer label; the benchmark
+    engine applies its own multi-resolution transform to the PIL image, so datasets never resize.
 
     Attributes:
         name: registry name (a canonical name such as ``"dtd"``, a toy name, or ``"folder:/path"``).
@@ -70,11 +71,11 @@ class ZeroShotDataset:
         return str(self.samples[index][0])
 
 
-def load_rgb(path: str) -> Image.Image:
-    """Decode an image file to RGB, raising :class:`CorruptImageError` naming the file on failure."""
+def load_image(path: str) -> Image.Image:
+    """Decode an image file in its stored mode, raising :class:`CorruptImageError` naming the file on failure."""
     try:
         with Image.open(path) as img:
-            img.load()
-            return img.convert("RGB")
+            img.load()  # the pixels stay usable after the file is closed
+        return img
     except (OSError, SyntaxError, ValueError) as exc:  # PIL raises these for truncated/garbage files
         raise CorruptImageError(str(path), str(exc)) from exc

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lr0fm.datasets.base import DatasetError, ZeroShotDataset, load_rgb
+from lr0fm.datasets.base import DatasetError, ZeroShotDataset, load_image
 from lr0fm.datasets.resources import check_templates, read_text_lines
 from lr0fm.datasets.scan import class_folders, scan_class_folders
 
@@ -50,4 +50,4 @@ def build_folder_dataset(path: Path) -> ZeroShotDataset:
     prompts = list(DEFAULT_TEMPLATES)
     if (path / TEMPLATES_FILE).is_file():
         prompts = check_templates(read_text_lines(path / TEMPLATES_FILE), str(path / TEMPLATES_FILE))
-    return ZeroShotDataset(f"folder:{path}", names, prompts, samples, load_rgb)
+    return ZeroShotDataset(f"folder:{path}", names, prompts, samples, load_image)

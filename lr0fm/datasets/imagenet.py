@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lr0fm.datasets.base import DatasetError, ZeroShotDataset, load_rgb
+from lr0fm.datasets.base import DatasetError, ZeroShotDataset, load_image
 from lr0fm.datasets.layouts import require
 from lr0fm.datasets.resources import classnames, packaged_lines, templates
 from lr0fm.datasets.scan import scan_class_folders
@@ -29,7 +29,7 @@ def _dataset(
     parent_classifier: str | None = None,
 ) -> ZeroShotDataset:
     return ZeroShotDataset(
-        name, classnames(name), templates(name), samples, load_rgb, class_subset, parent_classifier
+        name, classnames(name), templates(name), samples, load_image, class_subset, parent_classifier
     )
 
 

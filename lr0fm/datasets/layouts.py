@@ -44,7 +44,8 @@ LAYOUTS: dict[str, tuple[str, str]] = {
         f"or the webdataset {_HF}wds_imagenet_sketch",
     ),
     "caltech101": (
-        "<root>/caltech101/101_ObjectCategories/<category>/image_0001.jpg   (BACKGROUND_Google is ignored)",
+        "<root>/caltech101/101_ObjectCategories/<category>/image_0001.jpg   (101 categories; BACKGROUND_Google "
+        "is a class of the classifier but gives no test image)",
         _TV + f"{_HF}wds_vtab-caltech101",
     ),
     "dtd": (
@@ -83,16 +84,22 @@ LAYOUTS: dict[str, tuple[str, str]] = {
         _TV + f"{_HF}wds_vtab-flowers",
     ),
     "eurosat": (
-        "<root>/eurosat/2750/<Class>/<Class>_<n>.jpg   (10 folders: AnnualCrop ... SeaLake)",
-        _TV + f"{_HF}wds_vtab-eurosat",
+        "<root>/eurosat/2750/<Class>/<Class>_<n>.jpg   (10 folders: AnnualCrop ... SeaLake)\n"
+        "<root>/eurosat/split_zhou_EuroSAT.json   (CoOp's split; its 'val' list is the LR0.FM test set)",
+        "torchvision's EuroSAT download (--download) gives 2750/; split_zhou_EuroSAT.json is linked in the EuroSAT "
+        "section of https://github.com/KaiyangZhou/CoOp/blob/main/DATASETS.md; CLIP_benchmark's other (VTAB) "
+        f"split is the webdataset {_HF}wds_vtab-eurosat",
     ),
     "ucf101": (
-        "<root>/ucf101/UCF-101-midframes/<Class>/v_<Class>_gXX_cYY.jpg   (middle frame of each video)\n"
+        "<root>/ucf101/UCF-101-midframes/<Class>/v_<Class>_gXX_cYY.jpg   (middle frame of each video; CoOp's\n"
+        "    Apply_Eye_Makeup-style class folders work too)\n"
+        "<root>/ucf101/split_zhou_UCF101.json   (CoOp's split, read when present), or\n"
         "<root>/ucf101/ucfTrainTestlist/testlist01.txt",
         "download https://www.crcv.ucf.edu/data/UCF101/UCF101.rar and "
         "https://www.crcv.ucf.edu/data/UCF101/UCF101TrainTestSplits-RecognitionTask.zip, then save the "
-        "middle frame of each video as UCF-101-midframes/<Class>/<video name>.jpg (e.g. with ffmpeg); "
-        "CLIP_benchmark publishes no webdataset of UCF101",
+        "middle frame of each video as UCF-101-midframes/<Class>/<video name>.jpg (e.g. with ffmpeg), or take "
+        "CoOp's UCF-101-midframes and split_zhou_UCF101.json (https://github.com/KaiyangZhou/CoOp/blob/main/"
+        "DATASETS.md); CLIP_benchmark publishes no webdataset of UCF101",
     ),
 }
 

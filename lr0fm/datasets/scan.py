@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from lr0fm.catalog import did_you_mean
@@ -22,17 +22,12 @@ def class_folders(base: Path) -> list[Path]:
     return sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _all(images: list[Path]) -> list[Path]:
-    return images
-
-
 def scan_class_folders(
     base: Path,
     label_of: Mapping[str, int],
     dataset: str,
     *,
     ignore: Collection[str] = (),
-    select: Callable[[list[Path]], list[Path]] = _all,
 ) -> list[tuple[str, int]]:
     """List ``(image path, label)`` for every image in ``base/<folder>/``, folders mapped by ``label_of``.
 
@@ -40,8 +35,7 @@ def scan_class_folders(
         base: directory holding one sub-folder per class.
         label_of: folder name -> label (the index into the dataset's shipped class names).
         dataset: dataset name for error messages.
-        ignore: folder names to skip (e.g. Caltech101's ``BACKGROUND_Google``).
-        select: picks the evaluation images from a class's sorted image list (default: all of them).
+        ignore: folder names to skip.
 
     Raises:
         DatasetError: on a folder that names no known class, an empty class folder, or no class folder.
@@ -61,7 +55,7 @@ def scan_class_folders(
                 f"{dataset}: class folder {str(folder)!r} holds no images "
                 f"({', '.join(sorted(IMAGE_SUFFIXES))}); delete it or add its images."
             )
-        samples += [(str(path), label_of[folder.name]) for path in select(images)]
+        samples += [(str(path), label_of[folder.name]) for path in images]
     return samples
 
 

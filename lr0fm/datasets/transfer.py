@@ -1,20 +1,24 @@
 """Loaders of the ten non-ImageNet datasets of CLIP's zero-shot benchmark, in torchvision's on-disk layouts.
 
-Each loader reads the official test split and maps the dataset's own label names (folders, annotation
-ids) explicitly onto the order of the shipped ``classnames.txt``. Two datasets have no official test
-split, so this module fixes a deterministic one:
+Each loader reads the test split the LR0.FM authors evaluated on (their loaders, e.g.
+``BLIP/data/<dataset>.py`` in ``shyammarjit/LR0.FM``; the comparison table is in
+``lr0fm/resources/datasets/README.md``) and maps the dataset's own label names (folders, annotation ids)
+explicitly onto the order of the shipped ``classnames.txt``. Two datasets have no official test split:
 
-* **Caltech101** -- following CLIP's protocol (30 training images per class, the rest for testing), the
-  first :data:`CALTECH_TRAIN_PER_CLASS` images of each category (sorted by file name) are left out and the
-  remaining ones form the test set; ``BACKGROUND_Google`` is not a class (as in torchvision). CLIP drew
-  its 30 at random, so the images differ from CLIP's while the protocol and size match.
-* **EuroSAT** -- every :data:`EUROSAT_STRIDE`-th image of each class (sorted by file name), i.e. 5,400 of
-  the 27,000 images: the size of the VTAB test split that CLIP_benchmark uses, but not the same images
-  (for those, load CLIP_benchmark's shards with ``wds:/path``).
+* **Caltech101** -- as the authors' ``caltech101.py``: the classifier has 102 classes, ``background``
+  included (no test image belongs to it: the ``BACKGROUND_Google`` folder is skipped), and the test set is
+  every image except :data:`CALTECH_TRAIN_PER_CLASS` per category drawn at random with
+  ``np.random.seed(1234)`` once, one ``np.random.choice(images, 30, replace=False)`` per category in class
+  order. Their image lists come from ``glob`` in the file system's order, which no one can reproduce; lr0fm
+  lists them sorted by name, so the draw is the same but may pick other files than theirs did.
+* **EuroSAT** -- the authors' test set is the ``val`` list (5,400 images) of CoOp's
+  ``split_zhou_EuroSAT.json``, which must lie next to the ``2750/`` folder.
 
 SUN397 uses the official partition 01 (``Testing_01.txt``); torchvision's SUN397 has no partitions, so
 the file must be placed at ``<root>/SUN397/Testing_01.txt``. UCF101 is evaluated on the middle frame of
-each video of the official ``testlist01.txt`` split (CLIP's protocol).
+each video of the official ``testlist01.txt`` split (CLIP's protocol); CoOp's ``UCF-101-midframes`` folder
+(``Apply_Eye_Makeup/...``) with its ``split_zhou_UCF101.json`` (whose ``test`` list the authors read) works
+as well as CamelCase class folders.
 """
 
 from __future__ import annotations
@@ -24,20 +28,28 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from lr0fm.catalog import did_you_mean
-from lr0fm.datasets.base import DatasetError, ZeroShotDataset, load_rgb
+from lr0fm.datasets.base import DatasetError, ZeroShotDataset, load_image
 from lr0fm.datasets.layouts import require
 from lr0fm.datasets.resources import classnames, packaged_lines, templates
-from lr0fm.datasets.scan import check_files_exist, scan_class_folders
+from lr0fm.datasets.scan import check_files_exist
 
-#: Images per Caltech101 category left out as CLIP's training split (the first ones, sorted by name).
+#: Images per Caltech101 category left out as the training split (drawn at random, as the authors).
 CALTECH_TRAIN_PER_CLASS = 30
-#: EuroSAT test subset: every n-th image of each class (sorted by name).
-EUROSAT_STRIDE = 5
+#: The seed of the authors' Caltech101 split (``np.random.seed(1234)``).
+CALTECH_SEED = 1234
+#: CoOp's EuroSAT split file; the authors test on its ``val`` list.
+EUROSAT_SPLIT_FILE = "split_zhou_EuroSAT.json"
+#: CoOp's UCF101 split file (``test`` = the videos of ``testlist01.txt``).
+UCF101_SPLIT_FILE = "split_zhou_UCF101.json"
+#: Where CoOp publishes its split files (each dataset's section lists the Google Drive link).
+COOP_DATASETS_DOC = "https://github.com/KaiyangZhou/CoOp/blob/main/DATASETS.md"
 
 
 def _dataset(name: str, samples: list[tuple[str, int]]) -> ZeroShotDataset:
-    return ZeroShotDataset(name, classnames(name), templates(name), sorted(samples), load_rgb)
+    return ZeroShotDataset(name, classnames(name), templates(name), sorted(samples), load_image)
 
 
 def _label_map(name: str, key: Callable[[str], str] = str) -> dict[str, int]:
@@ -58,23 +70,40 @@ def _split_lines(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def _skip_caltech_train(images: list[Path]) -> list[Path]:
-    return images[CALTECH_TRAIN_PER_CLASS:]
+def caltech101_test_images(images_per_class: list[list[Path]], seed: int = CALTECH_SEED) -> list[list[Path]]:
+    """The authors' Caltech101 test images of each category (in class order): all but 30 drawn at random.
 
-
-def _eurosat_subset(images: list[Path]) -> list[Path]:
-    return images[::EUROSAT_STRIDE]
+    One legacy ``RandomState(seed)`` serves every category in order, as their ``np.random.seed(1234)``
+    followed by one ``np.random.choice(imgs, 30, replace=False)`` per category.
+    """
+    rng = np.random.RandomState(seed)
+    tests = []
+    for images in images_per_class:
+        train = set(rng.choice(len(images), CALTECH_TRAIN_PER_CLASS, replace=False).tolist())
+        tests.append([path for i, path in enumerate(images) if i not in train])
+    return tests
 
 
 def build_caltech101(root: Path) -> ZeroShotDataset:
-    """Caltech101 test split (see the module docstring)."""
+    """Caltech101 test split of the authors: 102 classes with ``background``, seeded random split."""
     base = root / "caltech101" / "101_ObjectCategories"
     require("caltech101", root, base)
-    label_of = {folder: i for i, folder in enumerate(packaged_lines("caltech101", "folders.txt"))}
-    samples = scan_class_folders(
-        base, label_of, "caltech101", ignore={"BACKGROUND_Google"}, select=_skip_caltech_train
-    )
-    return _dataset("caltech101", samples)
+    folders = packaged_lines("caltech101", "folders.txt")
+    labels, listed = [], []
+    for label, folder in enumerate(folders):
+        if folder == "BACKGROUND_Google":  # a class of the classifier, with no test image
+            continue
+        path = base / folder
+        images = sorted(p for p in path.glob("*.jpg") if p.is_file()) if path.is_dir() else []
+        if len(images) < CALTECH_TRAIN_PER_CLASS:
+            raise DatasetError(
+                f"caltech101: category folder {str(path)!r} holds {len(images)} .jpg images; each of the 101 "
+                f"categories needs at least {CALTECH_TRAIN_PER_CLASS} (re-extract 101_ObjectCategories)."
+            )
+        labels.append(label)
+        listed.append(images)
+    tests = caltech101_test_images(listed)
+    return _dataset("caltech101", [(str(p), label) for label, paths in zip(labels, tests) for p in paths])
 
 
 def build_dtd(root: Path) -> ZeroShotDataset:
@@ -212,12 +241,38 @@ def build_flowers102(root: Path) -> ZeroShotDataset:
     return _dataset("flowers102", samples)
 
 
+def _coop_split(path: Path, dataset: str, part: str) -> list[str]:
+    """Image paths (relative to the image folder) of one part of a CoOp ``split_zhou_*.json`` file."""
+    try:
+        listing = json.loads(path.read_text(encoding="utf-8"))
+        entries = listing[part]
+        return [str(entry[0]) for entry in entries]
+    except (json.JSONDecodeError, KeyError, TypeError, IndexError) as exc:
+        raise DatasetError(
+            f"{dataset}: {str(path)!r} is not a CoOp split file ({exc!r}); expected JSON with 'train', 'val' and "
+            f"'test' lists of [image path, label, class name] (see {COOP_DATASETS_DOC})."
+        ) from exc
+
+
 def build_eurosat(root: Path) -> ZeroShotDataset:
-    """EuroSAT RGB: the deterministic 20 % test subset described in the module docstring."""
+    """EuroSAT RGB test set of the authors: the ``val`` list of CoOp's ``split_zhou_EuroSAT.json`` (5,400)."""
     base = root / "eurosat" / "2750"
+    split = root / "eurosat" / EUROSAT_SPLIT_FILE
     require("eurosat", root, base)
+    if not split.is_file():
+        raise DatasetError(
+            f"eurosat: {str(split)!r} not found. The LR0.FM authors test on the 'val' list of CoOp's "
+            f"{EUROSAT_SPLIT_FILE} (5,400 images); download it from the EuroSAT section of {COOP_DATASETS_DOC} "
+            f"and place it next to the 2750/ folder. (CLIP_benchmark's VTAB EuroSAT test split is another set "
+            f"of 5,400 images: --dataset wds:/path/to/wds_vtab-eurosat.)"
+        )
     label_of = {folder: i for i, folder in enumerate(packaged_lines("eurosat", "folders.txt"))}
-    return _dataset("eurosat", scan_class_folders(base, label_of, "eurosat", select=_eurosat_subset))
+    samples = []
+    for relative in _coop_split(split, "eurosat", "val"):
+        folder = relative.split("/")[0]
+        samples.append((str(base / relative), _lookup(label_of, folder, "eurosat", split)))
+    check_files_exist(samples, "eurosat", split)
+    return _dataset("eurosat", samples)
 
 
 def _squash(name: str) -> str:
@@ -226,15 +281,28 @@ def _squash(name: str) -> str:
 
 
 def build_ucf101(root: Path) -> ZeroShotDataset:
-    """UCF101 split-1 test videos as middle frames (``testlist01.txt`` lines ``<Class>/v_<...>.avi``)."""
+    """UCF101 split-1 test videos as middle frames.
+
+    The list comes from CoOp's ``split_zhou_UCF101.json`` (``test``, the authors' choice) when it is in
+    ``<root>/ucf101``, else from ``ucfTrainTestlist/testlist01.txt`` (lines ``<Class>/v_<...>.avi``); a
+    video's frame is ``UCF-101-midframes/<Class>/<video>.jpg`` with CamelCase or CoOp's ``Apply_Eye_Makeup``
+    class folders.
+    """
     base = root / "ucf101"
-    frames, split = base / "UCF-101-midframes", base / "ucfTrainTestlist" / "testlist01.txt"
+    frames, coop = base / "UCF-101-midframes", base / UCF101_SPLIT_FILE
+    split = coop if coop.is_file() else base / "ucfTrainTestlist" / "testlist01.txt"
     require("ucf101", root, frames, split)
     labels = _label_map("ucf101", _squash)
+    folders = {_squash(p.name): p for p in frames.iterdir() if p.is_dir()}
+    if split == coop:
+        videos = [Path(relative) for relative in _coop_split(coop, "ucf101", "test")]
+    else:
+        videos = [Path(line.split()[0]) for line in _split_lines(split)]
     samples = []
-    for line in _split_lines(split):
-        video = Path(line.split()[0])
-        label = _lookup(labels, _squash(video.parent.name), "ucf101", split)
-        samples.append((str(frames / video.parent / f"{video.stem}.jpg"), label))
+    for video in videos:
+        key = _squash(video.parent.name)
+        label = _lookup(labels, key, "ucf101", split)
+        folder = folders.get(key, frames / video.parent.name)
+        samples.append((str(folder / f"{video.stem}.jpg"), label))
     check_files_exist(samples, "ucf101", split)
     return _dataset("ucf101", samples)

@@ -54,7 +54,7 @@ class ShardMember:
 
 @dataclass
 class ShardReader:
-    """Reads a :class:`ShardMember` to an RGB image; keeps one open handle per shard and process."""
+    """Reads a :class:`ShardMember` to a PIL image; keeps one open handle per shard and process."""
 
     _handles: dict[str, BinaryIO] = field(default_factory=dict, repr=False)
     _pid: int = field(default_factory=os.getpid, repr=False)
@@ -70,8 +70,8 @@ class ShardReader:
         data = handle.read(member.size)
         try:
             with Image.open(io.BytesIO(data)) as img:
-                img.load()
-                return img.convert("RGB")
+                img.load()  # kept in its stored mode: the LR protocol converts to RGB after resizing
+            return img
         except (OSError, SyntaxError, ValueError) as exc:
             raise CorruptImageError(str(member), str(exc)) from exc
 
