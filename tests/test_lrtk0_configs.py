@@ -26,26 +26,60 @@ def resolved(capsys: pytest.CaptureFixture, *configs: Path) -> dict:
     return yaml.safe_load(capsys.readouterr().out)
 
 
-@pytest.mark.parametrize(
-    ("name", "backbone", "optimizer", "weight_decay", "epochs", "batch_size", "devices"),
-    [
-        ("eva02_b16", "EVA02-B-16:merged2b_s8b_b131k", "lamb", 0.05, 200, 8, "auto"),
-        ("metaclip_b16", "ViT-B-16-quickgelu:metaclip_fullcc", "adamw", 0.2, 10, 64, 2),
-        ("openclip_b16", "ViT-B-16:laion2b_s34b_b88k", "adamw", 0.2, 10, 64, 2),
-    ],
-)
-def test_paper_configs_hold_the_authors_hyper_parameters(
-    capsys, name, backbone, optimizer, weight_decay, epochs, batch_size, devices
-) -> None:
-    config = resolved(capsys, CONFIGS / f"{name}.yaml")
+AUTHORS = {  # the LR0.FM authors' runs (shyammarjit/LR0.FM train.sh / main_lr.py / params.py)
+    "eva02_b16": dict(
+        backbone="EVA02-B-16:merged2b_s8b_b131k", optimizer="lamb", lr=2e-4, head_lr=5e-4, weight_decay=0.05,
+        betas=[0.9, 0.999], eps=1e-8, warmup_steps=2000, token_init="trunc_normal", token_std=0.02,
+        embed_token_std=None, epochs=200, batch_size=8, devices=1, clip=5.0,
+    ),
+    "metaclip_b16": dict(
+        backbone="ViT-B-16-quickgelu:metaclip_fullcc", optimizer="adamw", lr=5e-4, head_lr=None, weight_decay=0.2,
+        betas=[0.9, 0.98], eps=1e-6, warmup_steps=2000, token_init="normal", token_std=0.02, embed_token_std=0.01,
+        epochs=10, batch_size=128, devices=2, clip=None,
+    ),
+    "openclip_b16": dict(
+        backbone="ViT-B-16:datacomp_xl_s13b_b90k", optimizer="adamw", lr=5e-4, head_lr=None, weight_decay=0.2,
+        betas=[0.9, 0.98], eps=1e-6, warmup_steps=2000, token_init="normal", token_std=0.02, embed_token_std=0.01,
+        epochs=10, batch_size=128, devices=2, clip=None,
+    ),
+}
+
+
+def checkpoint_monitors(config: dict) -> list[str]:
+    callbacks = config["trainer"]["callbacks"]
+    return [cb["init_args"]["monitor"] for cb in callbacks if cb["class_path"].endswith("ModelCheckpoint")]
+
+
+@pytest.mark.parametrize("name", sorted(AUTHORS))
+def test_paper_configs_hold_the_authors_hyper_parameters(capsys, name) -> None:
+    config, want = resolved(capsys, CONFIGS / f"{name}.yaml"), AUTHORS[name]
     model, data, trainer = config["model"], config["data"], config["trainer"]
-    assert model["backbone"] == backbone and model["method"] == "lr_tokens"
-    assert (model["optimizer"], model["lr"], model["weight_decay"]) == (optimizer, 5e-4, weight_decay)
-    assert trainer["max_epochs"] == epochs and str(trainer["devices"]) == str(devices)
-    assert data["batch_size"] == batch_size and data["buckets"] == [[16, 32], [32, 64], [64, 128]]
-    assert model["hr_cosine_weight"] == 0.0  # the paper's loss: no extra HR term
-    if name == "eva02_b16":
-        assert model["warmup_steps"] == 2000
+    assert model["backbone"] == want["backbone"] and model["method"] == "lr_tokens"
+    for key in ("optimizer", "lr", "head_lr", "weight_decay", "betas", "eps", "warmup_steps", "token_init",
+                "token_std", "embed_token_std"):  # fmt: skip
+        assert model[key] == want[key], key
+    assert (model["loss_reduction"], model["max_logit_scale"], model["teacher_fp32"]) == ("sum", None, True)
+    assert model["hr_cosine_weight"] == 0.0 and model["caption_loss_weight"] == 0.0 and model["finetune"] is None
+    assert trainer["max_epochs"] == want["epochs"] and trainer["devices"] == want["devices"]
+    assert trainer["gradient_clip_val"] == want["clip"]
+    assert data["batch_size"] == want["batch_size"] and data["buckets"] == [[16, 32], [32, 64], [64, 128]]
+    assert (data["crop_scale"], data["caption_group"], data["images_per_caption"]) == ([0.9, 1.0], 4, 30)
+    # the kept checkpoint is chosen on held-out synthetic images, never on an evaluation dataset
+    assert checkpoint_monitors(config) == ["val/loss"] and data["val_images"] > 0
+
+
+def test_the_authors_checkpoint_rule_is_an_opt_in_ablation(capsys) -> None:
+    config = resolved(capsys, CONFIGS / "eva02_b16.yaml", CONFIGS / "ablations" / "select_on_pets16.yaml")
+    assert checkpoint_monitors(config) == ["val/acc_16"]
+    (benchmark,) = [cb for cb in config["trainer"]["callbacks"] if cb["class_path"].endswith("ZeroShotBenchmark")]
+    assert benchmark["init_args"]["datasets"] == ["oxford-pets"] and benchmark["init_args"]["resolutions"] == [16]
+
+
+@pytest.mark.parametrize("ablation", ["unfrozen_no_tokens", "unfrozen_tokens", "unfrozen_authors_code_no_tokens",
+                                      "unfrozen_authors_code_tokens", "caption_classifier"])  # fmt: skip
+def test_table_5_ablations_train_on_50_images_per_caption(capsys, ablation) -> None:
+    config = resolved(capsys, CONFIGS / "eva02_b16.yaml", CONFIGS / "ablations" / f"{ablation}.yaml")
+    assert config["data"]["images_per_caption"] == 50
 
 
 @pytest.mark.parametrize("ablation", ABLATIONS, ids=lambda p: p.stem)

@@ -202,6 +202,65 @@ def test_vpt_prompts_are_concatenated_and_removed_before_pooling(name: str) -> N
         assert torch.equal(tower(x), reference)
 
 
+def test_vpt_prompts_sit_between_class_token_and_patches_with_its_position_embedding() -> None:
+    # the authors' EVAVisionTransformer_VPT: [CLS, prompts + pos_embed[CLS], patches], RoPE skipped for the prompts
+    tower, x = eva_tower(), images(56)
+    prompts = VisualPromptTokens(tower, num_prompts=3)
+    hooked = tower(x)
+    with torch.no_grad(), prompts.disabled():
+        seq, rope = tower._pos_embed(tower.patch_embed(x))
+        extra = (prompts.prompts + tower.pos_embed[0, 0]).expand(2, -1, -1)
+        seq = tower.norm_pre(torch.cat([seq[:, :1], extra, seq[:, 1:]], dim=1))
+        half = rope.shape[-1] // 2
+        identity = torch.cat([torch.zeros(3, half), torch.ones(3, half)], dim=-1)
+        rope = torch.cat([identity, rope], dim=0)
+        for block in tower.blocks:
+            seq = block(seq, rope=rope)
+        seq = torch.cat([seq[:, :1], seq[:, 4:]], dim=1)  # prompts dropped before the final norm and pooling
+        explicit = tower.forward_head(tower.norm(seq))
+    torch.testing.assert_close(hooked, explicit)
+    clip_tower = open_clip_tower()
+    clip_prompts = VisualPromptTokens(clip_tower, num_prompts=2)
+    hooked = clip_tower(x[:, :, :32, :32])
+    with torch.no_grad(), clip_prompts.disabled():
+        patches = clip_tower.conv1(x[:, :, :32, :32]).flatten(2).transpose(1, 2)
+        seq = torch.cat([clip_tower.class_embedding.expand(2, 1, -1), patches], dim=1) + clip_tower.positional_embedding
+        extra = (clip_prompts.prompts + clip_tower.positional_embedding[0]).expand(2, -1, -1)
+        seq = clip_tower.ln_pre(torch.cat([seq[:, :1], extra, seq[:, 1:]], dim=1))
+        for block in clip_tower.transformer.resblocks:
+            seq = block(seq)
+        explicit = clip_tower._pool(torch.cat([seq[:, :1], seq[:, 3:]], dim=1))[0] @ clip_tower.proj
+    torch.testing.assert_close(hooked, explicit)
+
+
+def test_token_inits_of_the_authors_families() -> None:
+    torch.manual_seed(0)
+    tower = VisionTransformer(image_size=224, patch_size=16, width=64, layers=4, heads=2, mlp_ratio=2.0, output_dim=8)
+    eva = LRTokens(tower, init="trunc_normal", std=0.02)
+    assert eva.block_tokens.std().item() == pytest.approx(0.02, rel=0.05) and eva.block_tokens.abs().max() <= 2
+    eva.detach()
+    clip = LRTokens(tower, init="normal", std=0.02, embed_std=0.01)  # their OpenCLIP/MetaCLIP code
+    assert clip.embed_token.std().item() == pytest.approx(0.01, rel=0.05)
+    assert clip.block_tokens.std().item() == pytest.approx(0.02, rel=0.05)
+    assert clip.config()["embed_std"] == 0.01
+
+
+def test_unfreeze_as_the_authors_code_with_layer_decay() -> None:
+    from lr0fm.lrtk0.freeze import unfreeze_authors_code
+
+    torch.manual_seed(0)
+    tower = VisionTransformer(image_size=32, patch_size=8, width=WIDTH, layers=4, heads=2, mlp_ratio=2.0, output_dim=16)
+    freeze_backbone(tower)
+    unfrozen = {name: scale for name, _, scale in unfreeze_authors_code(tower, visual=tower, layer_decay=0.5)}
+    blocks = {name.split(".")[2] for name in unfrozen if name.startswith("transformer.resblocks.")}
+    assert blocks == {"3"}  # blocks >= floor(3 * 4 / 4) = 3
+    assert unfrozen["conv1.weight"] == unfrozen["positional_embedding"] == unfrozen["class_embedding"] == 0.5**5
+    assert unfrozen["transformer.resblocks.3.ln_1.weight"] == 0.5 ** (4 - 3)
+    assert unfrozen["proj"] == unfrozen["ln_post.weight"] == 1.0
+    trainable = {n for n, p in tower.named_parameters() if p.requires_grad}
+    assert trainable == set(unfrozen)
+
+
 def test_export_round_trip(tmp_path) -> None:
     tower, x = eva_tower(), images(56)
     tokens = LRTokens(tower, start_block=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import tarfile
 from pathlib import Path
@@ -23,7 +24,15 @@ from lr0fm.cli import main as cli_main
 from lr0fm.datasets import DatasetError
 from lr0fm.lrtk0 import load_lr_tokens
 from lr0fm.lrtk0.callback import ZeroShotBenchmark
-from lr0fm.lrtk0.data import EpochBatchSampler, LRTK0DataModule, LRViewsDataset, build_hr_images, draw_lr_sizes
+from lr0fm.lrtk0.data import (
+    EpochBatchSampler,
+    LRTK0DataModule,
+    LRViewsDataset,
+    RandomCropTransform,
+    build_hr_images,
+    draw_lr_sizes,
+    square_lr_view,
+)
 from lr0fm.lrtk0.loss import distillation_loss, symmetric_info_nce
 from lr0fm.lrtk0.module import LRTK0Module, warmup_cosine
 from lr0fm.models import load_backbone
@@ -36,7 +45,7 @@ TINY_ARCH = {
     "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "head_width": 16, "patch_size": 8},
     "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
 }
-BUCKETS = [[8, 12], [12, 20]]
+BUCKETS = [[8, 12], [12, 20]]  # half-open: n in 8..11 and 12..19
 
 
 def write_tiny_arch(folder: Path) -> str:
@@ -88,10 +97,25 @@ def test_symmetric_info_nce_matches_clip_definition() -> None:
     by_hand = -(logits.log_softmax(1).diag().mean() + logits.log_softmax(0).diag().mean()) / 2
     torch.testing.assert_close(symmetric_info_nce(a, b, scale), by_hand)
     views = torch.stack([b, a, b])  # student HR == teacher: view 0 has the matching-pair minimum
-    loss, parts = distillation_loss(b, views, scale, hr_cosine_weight=2.0)
+    per_view = [symmetric_info_nce(v, b, scale) for v in views]
+    loss, parts = distillation_loss(b, views, scale, hr_cosine_weight=2.0)  # default: the authors' sum
     torch.testing.assert_close(parts["cosine"], torch.tensor(0.0), atol=1e-6, rtol=0)
-    torch.testing.assert_close(loss, torch.stack([symmetric_info_nce(v, b, scale) for v in views]).mean())
+    torch.testing.assert_close(loss, per_view[0] + per_view[1] + per_view[2])
+    mean, _ = distillation_loss(b, views, scale, reduction="mean")
+    torch.testing.assert_close(mean, loss / 3)
     assert parts["hr"] < parts["lr"]
+
+
+def test_distillation_loss_on_a_hand_computed_example() -> None:
+    # two images, one LR view, 2-d embeddings: teacher e1, e2; student HR = teacher; student LR = e2, e1
+    teacher = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    student = torch.stack([teacher, teacher.flip(0)])
+    scale = torch.tensor(2.0)
+    # HR view: logits [[2, 0], [0, 2]] -> each row/column CE = log(1 + e^-2); LR view: [[0, 2], [2, 0]] -> log(1 + e^2)
+    expected = math.log(1 + math.exp(-2)) + math.log(1 + math.exp(2))
+    loss, parts = distillation_loss(teacher, student, scale)
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    assert parts["hr"].item() == pytest.approx(math.log(1 + math.exp(-2)), rel=1e-6)
 
 
 def test_warmup_cosine_schedule() -> None:
@@ -103,18 +127,84 @@ def test_warmup_cosine_schedule() -> None:
 # -- data --------------------------------------------------------------------------------------------
 
 
-def test_lr_views_are_deterministic_and_come_from_the_buckets() -> None:
-    images = build_hr_images("toy:8")
+class NonSquareImages:
+    """Two non-square RGB images (48x40 and 40x56), caption ids 0 and 0."""
+
+    captions = ["a caption"]
+
+    def __init__(self) -> None:
+        rng = np.random.default_rng(0)
+        sizes = ((48, 40), (40, 56))
+        self.images = [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for w, h in sizes]
+
+    def __len__(self) -> int:
+        return 2
+
+    def image(self, index: int) -> Image.Image:
+        return self.images[index]
+
+    def caption_id(self, index: int) -> int:
+        return 0
+
+
+def test_lr_views_are_the_authors_square_chain_and_come_from_half_open_buckets() -> None:
+    images = NonSquareImages()
     to_tensor = transforms.Compose([transforms.Resize(32, interpolation=transforms.InterpolationMode.BICUBIC),
-                                    transforms.ToTensor()])
+                                    transforms.CenterCrop(32), transforms.ToTensor()])
     dataset = LRViewsDataset(images, to_tensor, BUCKETS, seed=3)
-    first, again = dataset[(1, 5)], dataset[(1, 5)]
+    first, again = dataset[(1, 1)], dataset[(1, 1)]
     assert first["hr"].shape == (3, 32, 32) and first["lr"].shape == (2, 3, 32, 32)
-    assert torch.equal(first["lr"], again["lr"]) and first["index"] == 5
-    sizes = [draw_lr_sizes(BUCKETS, 3, epoch, 5) for epoch in range(20)]
-    assert all(8 <= a <= 12 and 12 <= b <= 20 for a, b in sizes)
-    assert len({tuple(s) for s in sizes}) > 1  # a new draw every epoch
+    assert torch.equal(first["lr"], again["lr"]) and first["index"] == 1
+    # by hand, as LR_Robust_Dataset: img.resize((n, n)).resize((W, H)), then the transform
+    image = images.image(1)
+    for k, n in enumerate(draw_lr_sizes(BUCKETS, 3, 1, 1)):
+        by_hand = to_tensor(image.resize((n, n), Image.BICUBIC).resize((40, 56), Image.BICUBIC))
+        assert torch.equal(first["lr"][k], by_hand)
+    assert torch.equal(first["hr"], to_tensor(image))
+    sizes = [draw_lr_sizes(BUCKETS, 3, epoch, 5) for epoch in range(200)]
+    assert {a for a, _ in sizes} == set(range(8, 12)) and {b for _, b in sizes} == set(range(12, 20))
     assert not torch.equal(first["lr"][0], first["hr"])  # the LR view lost detail
+
+
+def test_random_crops_are_drawn_per_view_from_the_item_seed() -> None:
+    images = NonSquareImages()
+    crop = RandomCropTransform(32, (0.9, 1.0), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    dataset = LRViewsDataset(images, None, BUCKETS, seed=3, crop=crop)
+    item, again, other_epoch = dataset[(0, 0)], dataset[(0, 0)], dataset[(1, 0)]
+    assert torch.equal(item["hr"], again["hr"]) and torch.equal(item["lr"], again["lr"])
+    assert not torch.equal(item["hr"], other_epoch["hr"])
+    # by hand: torchvision's RandomResizedCrop under the view's seed, then ToTensor and Normalize
+    seeds = np.random.default_rng((3, 0, 0, 1)).integers(0, 2**62, 3)
+    views = [images.image(0)] + [square_lr_view(images.image(0), n) for n in draw_lr_sizes(BUCKETS, 3, 0, 0)]
+    for k, (view, seed) in enumerate(zip(views, seeds)):
+        torch.manual_seed(int(seed))
+        bicubic = transforms.InterpolationMode.BICUBIC
+        ref = transforms.RandomResizedCrop(32, scale=(0.9, 1.0), interpolation=bicubic)(view)
+        ref = transforms.Normalize([0.5] * 3, [0.25] * 3)(transforms.ToTensor()(ref))
+        assert torch.equal(item["hr"] if k == 0 else item["lr"][k - 1], ref)
+    assert len(set(seeds.tolist())) == 3  # each view its own crop
+
+
+def test_same_caption_sampler_puts_whole_groups_of_one_caption_in_a_batch() -> None:
+    # 5 captions with 6, 4, 9, 3, 8 images: groups of 4 -> 1, 1, 2, 0, 2 groups (remainders left out)
+    counts = [6, 4, 9, 3, 8]
+    captions = [c for c, n in enumerate(counts) for _ in range(n)]
+    single = EpochBatchSampler(len(captions), 8, seed=1, captions=captions, caption_group=4)
+    assert len(single) == 24  # 6 groups = 24 images = 3 batches of 8
+    order = [position for _, position in single]
+    assert len(order) == len(set(order)) == 24
+    for start in range(0, 24, 4):  # consecutive runs of 4 share a caption
+        assert len({captions[p] for p in order[start : start + 4]}) == 1
+    assert sum(1 for p in order if captions[p] == 3) == 0
+    ranks = [EpochBatchSampler(len(captions), 4, r, 2, seed=1, captions=captions, caption_group=4) for r in range(2)]
+    split = [[p for _, p in s] for s in ranks]
+    for step in range(3):
+        shards = split[0][4 * step : 4 * step + 4] + split[1][4 * step : 4 * step + 4]
+        assert set(order[8 * step : 8 * step + 8]) == set(shards)
+    single.set_epoch(1)
+    assert [p for _, p in single] != order
+    with pytest.raises(DatasetError, match="multiple of data.caption_group=4"):
+        EpochBatchSampler(len(captions), 6, captions=captions, caption_group=4)
 
 
 def test_sampler_rank_slices_rebuild_the_single_process_batches() -> None:
@@ -221,14 +311,53 @@ def test_teacher_cache_gives_the_same_training(arch: str, tmp_path: Path) -> Non
 def test_baselines_train_the_right_parameters(arch: str) -> None:
     vpt = make_module(arch, method="vpt", num_prompts=3)
     assert {n for n, p in vpt.named_parameters() if p.requires_grad} == {"logit_scale", "tokens.prompts"}
-    unfrozen = make_module(arch, method="none", unfreeze_last_blocks=1)
+    unfrozen = make_module(arch, method="none", finetune="paper-text", unfreeze_last_blocks=1)
     trainable = [n for n, p in unfrozen.named_parameters() if p.requires_grad]
     assert unfrozen.tokens is None and unfrozen.teacher is not None
     assert trainable and all(n == "logit_scale" or "resblocks.1." in n for n in trainable)
+    assert {scale for _, _, scale in unfrozen.unfrozen} == {0.01}
     with pytest.raises(ValueError, match="trains nothing"):
         make_module(arch, method="none")
+    with pytest.raises(ValueError, match="unknown finetune 'all'"):
+        make_module(arch, finetune="all")
     with pytest.raises(ValueError, match="unknown method 'prompt'"):
         make_module(arch, method="prompt")
+
+
+def test_teacher_precision_clamp_and_cache_checks(arch: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    x = torch.randn(2, 3, 32, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert make_module(arch, teacher_fp32=True).embed_teacher(x).dtype == torch.float32
+        assert make_module(arch).embed_teacher(x).dtype == torch.bfloat16
+    seen = []
+    def capture(teacher, student, scale, **kwargs):
+        seen.append(scale)
+        return scale * 0, {}
+
+    monkeypatch.setattr("lr0fm.lrtk0.module.distillation_loss", capture)
+    batch = {"hr": x, "lr": x[:, None], "index": torch.arange(2), "caption": torch.zeros(2, dtype=torch.long)}
+    for max_scale, expected in ((None, 500.0), (100.0, 100.0)):
+        module = make_module(arch, init_temperature=1 / 500, max_logit_scale=max_scale)
+        module.log = lambda *args, **kwargs: None
+        module.training_step(batch, 0)
+        assert seen.pop().item() == pytest.approx(expected)  # the authors never clamp their new scale
+    module = make_module(arch, teacher_cache=True)
+    trainer = make_trainer(Path("."), max_epochs=1, logger=False, enable_checkpointing=False)
+    with pytest.raises(ValueError, match="teacher_cache.*crop_scale"):
+        trainer.fit(module, data(crop_scale=[0.9, 1.0]))
+
+
+def test_optimizer_groups_follow_the_authors_rates(arch: str) -> None:
+    module = LRTK0Module(arch, lr=2e-4, head_lr=5e-4, optimizer="lamb", eps=1e-8, betas=(0.9, 0.98))
+    module.trainer = type("T", (), {"estimated_stepping_batches": 10})()
+    optimizer = module.configure_optimizers()["optimizer"]
+    rates = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    assert rates[id(module.tokens.block_tokens)] == 2e-4 and rates[id(module.logit_scale)] == 5e-4
+    assert optimizer.defaults["eps"] == 1e-8 and optimizer.defaults["betas"] == (0.9, 0.98)
+    authors = LRTK0Module(arch, method="none", finetune="authors-code", lr=1e-3)
+    authors.trainer = module.trainer
+    groups = authors.configure_optimizers()["optimizer"].param_groups
+    assert {round(g["lr"] / 1e-3, 6) for g in groups} >= {round(0.75**3, 6), 0.75, 1.0}
 
 
 class Killed(RuntimeError):
@@ -323,6 +452,7 @@ def test_caption_classifier_variant_trains_on_caption_ids(arch: str, tmp_path: P
     trainer = make_trainer(tmp_path, max_epochs=1, logger=False, enable_checkpointing=False)
     datamodule = data()
     trainer.fit(module, datamodule)
-    assert module._caption_classifier.shape == (len(datamodule.captions), 32)
+    assert module.caption_head.weight.shape == (len(datamodule.captions), 32)  # a linear head on the embedding
+    assert module.caption_head.weight.requires_grad
     caption_loss = trainer.callback_metrics["train/loss_caption"]
     assert torch.isfinite(caption_loss) and caption_loss > 0

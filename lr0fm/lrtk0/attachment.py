@@ -18,8 +18,9 @@ from torch.utils.hooks import RemovableHandle
 from lr0fm.lrtk0.towers import TowerError, TowerLayout, tower_layout
 from lr0fm.models.base import Backbone
 
-#: token initialisations: truncated normal (as the LR-TK0 authors, std 0.02) or all zeros
-INITS = ("trunc_normal", "zeros")
+#: token initialisations: truncated normal (the authors' EVA code, std 0.02), plain normal (their OpenCLIP and
+#: MetaCLIP code: std 0.01 after patch embedding, 0.02 before the blocks) or all zeros
+INITS = ("trunc_normal", "normal", "zeros")
 
 
 def init_tokens_(tensor: torch.Tensor, init: str, std: float) -> None:
@@ -27,9 +28,9 @@ def init_tokens_(tensor: torch.Tensor, init: str, std: float) -> None:
 
     Args:
         tensor: the tensor to fill.
-        init: ``"trunc_normal"`` (normal with ``std``, truncated at +-2 as timm's ``trunc_normal_``)
-            or ``"zeros"``.
-        std: standard deviation for ``"trunc_normal"``.
+        init: ``"trunc_normal"`` (normal with ``std``, truncated at +-2 as timm's ``trunc_normal_``),
+            ``"normal"`` (untruncated) or ``"zeros"``.
+        std: standard deviation for the normal inits.
 
     Raises:
         ValueError: unknown ``init``.
@@ -37,6 +38,8 @@ def init_tokens_(tensor: torch.Tensor, init: str, std: float) -> None:
     """
     if init == "trunc_normal":
         nn.init.trunc_normal_(tensor, std=std)
+    elif init == "normal":
+        nn.init.normal_(tensor, std=std)
     elif init == "zeros":
         nn.init.zeros_(tensor)
     else:

@@ -128,6 +128,7 @@ def load_lr_tokens(
         embed_tokens=config["embed_tokens"],
         init=config["init"],
         std=config["std"],
+        embed_std=config.get("embed_std"),
         attach=False,
     )
     tensors = load_file(str(path))

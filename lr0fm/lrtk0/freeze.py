@@ -1,8 +1,17 @@
 """Freezing the pre-trained backbone: no gradients, and norms/dropout kept in eval mode during training.
 
-LR-TK0 trains only the tokens (and the distillation temperature); the paper's Table 5 ablation also
-fine-tunes the last 4 vision blocks at 1/100 of the learning rate. :func:`freeze_backbone` does both and
-returns the unfrozen parameters for their own optimizer group. Lightning switches the whole
+LR-TK0 trains only the tokens (and the distillation temperature). The paper's Table 5 "not frozen"
+ablation exists in two versions that disagree, both offered:
+
+* ``paper-text`` -- the paper's words: "fine-tuning the last 4 blocks at 1/100 of the default learning
+  rate" (:func:`freeze_backbone` with ``unfreeze_last_blocks=4``);
+* ``authors-code`` -- the authors' ``CustomCLIP_lr.lock_image_tower(fine_tuning=True)``
+  (``EVA/EVA-CLIP/rei/eva_clip/model_lr.py``): blocks ``>= floor(3N/4)`` (the last 3 of 12) and every
+  vision parameter outside the blocks (patch and position embedding, class token, final norm, projection),
+  at the EVA layer-decay learning rates (``training/optim.py``: 0.75 per layer from the top, no 1/100)
+  (:func:`unfreeze_authors_code`).
+
+Both return the unfrozen parameters for their own optimizer groups. Lightning switches the whole
 LightningModule to train mode at every epoch start and after every validation loop, so the
 LightningModule must re-apply the frozen modes after each switch, e.g.::
 
@@ -62,6 +71,52 @@ def freeze_backbone(
             trainable += list(block.parameters())
     apply_frozen_modes(model)
     return trainable
+
+
+#: parameter names of the embedding stem (layer 0 of EVA's layer decay)
+_STEM_NAMES = ("patch_embed", "conv1", "cls_token", "class_embedding", "pos_embed", "positional_embedding", "reg_token")
+
+
+def unfreeze_authors_code(
+    model: nn.Module, *, visual: nn.Module | None = None, layer_decay: float = 0.75
+) -> list[tuple[str, nn.Parameter, float]]:
+    """Unfreeze the vision tower as the authors' code does; call after :func:`freeze_backbone`.
+
+    Trainable: blocks ``i >= floor(3N/4)`` and every vision-tower parameter outside the blocks. Learning-rate
+    scale of each, as EVA's layer decay: ``layer_decay ** (N + 1 - layer)`` with layer 0 for the stem
+    (patch/position embedding, class token), ``i + 1`` for block ``i`` and ``N + 1`` (scale 1) for the rest.
+
+    Args:
+        model: the whole image-text model (or :class:`~lr0fm.models.base.Backbone`).
+        visual: the vision tower (default ``model.visual``).
+        layer_decay: the decay per layer (the authors' ``--visual-ld 0.75``).
+
+    Returns:
+        ``(name, parameter, lr_scale)`` of every unfrozen parameter (names relative to the tower).
+
+    """
+    visual = visual or getattr(model, "visual", model)
+    blocks = tower_layout(visual).blocks
+    num_blocks = len(blocks)
+    first = num_blocks * 3 // 4
+    block_of = {id(p): i for i, block in enumerate(blocks) for p in block.parameters()}
+    unfrozen = []
+    for name, param in visual.named_parameters():
+        if name.startswith("lr_tokens."):
+            continue
+        block = block_of.get(id(param))
+        if block is not None:
+            if block < first:
+                continue
+            layer = block + 1
+        else:
+            layer = 0 if any(part in name for part in _STEM_NAMES) else num_blocks + 1
+        param.requires_grad_(True)
+        unfrozen.append((name, param, layer_decay ** (num_blocks + 1 - layer)))
+    for block in blocks[first:]:
+        setattr(block, TRAINABLE_MARK, True)
+    apply_frozen_modes(model)
+    return unfrozen
 
 
 def apply_frozen_modes(model: nn.Module) -> None:

@@ -42,6 +42,7 @@ def distillation_loss(
     logit_scale: torch.Tensor,
     *,
     hr_cosine_weight: float = 0.0,
+    reduction: str = "sum",
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """LR-TK0 loss of one (global) batch.
 
@@ -51,6 +52,8 @@ def distillation_loss(
         logit_scale: exponentiated learnable inverse temperature.
         hr_cosine_weight: weight of ``1 - cos(student HR, teacher HR)``, which keeps the student's HR
             embedding on the teacher's (cuts the native-resolution cost); 0 disables it.
+        reduction: ``"sum"`` of the per-view losses (the authors: ``total_loss_lr + total_loss_hr``) or
+            their ``"mean"``.
 
     Returns:
         ``(loss, parts)``: the total and its detached parts ``hr``, ``lr`` (mean over LR views) and
@@ -58,7 +61,7 @@ def distillation_loss(
 
     """
     per_view = torch.stack([symmetric_info_nce(view, teacher, logit_scale) for view in student])
-    loss = per_view.mean()
+    loss = per_view.sum() if reduction == "sum" else per_view.mean()
     parts = {"hr": per_view[0].detach()}
     if len(per_view) > 1:
         parts["lr"] = per_view[1:].mean().detach()
@@ -69,17 +72,18 @@ def distillation_loss(
     return loss, parts
 
 
-def caption_classification_loss(
-    student: torch.Tensor, classifier: torch.Tensor, labels: torch.Tensor, logit_scale: torch.Tensor
-) -> torch.Tensor:
+def caption_classification_loss(student: torch.Tensor, head: torch.nn.Module, labels: torch.Tensor) -> torch.Tensor:
     """The paper's "CL" variant: classify every student view into the training captions.
+
+    As the authors' ``train_one_epoch_lr4`` (``EVA/EVA-CLIP/rei/training/train.py``) with their ``lr_head``
+    (``eva_clip/model_lr.py``): a trainable linear head on the normalised image features, cross-entropy
+    over the HR and all LR views with the image's caption id as the label.
 
     Args:
         student: L2-normalised student embeddings ``[V, B, D]``.
-        classifier: L2-normalised text embeddings of the training captions ``[C, D]`` (frozen text tower).
+        head: the linear caption-id head ``D -> C``.
         labels: caption id of each image ``[B]``.
-        logit_scale: exponentiated inverse temperature.
 
     """
-    logits = logit_scale * student @ classifier.t()  # [V, B, C]
+    logits = head(student.to(head.weight.dtype))  # [V, B, C]
     return F.cross_entropy(logits.flatten(0, 1), labels.repeat(student.shape[0]))

@@ -1,21 +1,27 @@
 """The LR-TK0 LightningModule: a frozen teacher distilled into the same backbone with tokens (paper Sec. 5).
 
-Teacher: the backbone with tokens off on the HR image, under ``no_grad``. Student: the backbone with
-tokens on, over the HR image and its K LR versions in *one* forward of the concatenated batch. Loss:
-symmetric InfoNCE between the teacher's HR embeddings and each student view (:mod:`lr0fm.lrtk0.loss`).
+Teacher: the backbone with tokens off on the HR image, under ``no_grad`` (in fp32 with ``teacher_fp32``, as
+the authors run it outside autocast). Student: the backbone with tokens on, over the HR image and its K LR
+versions in *one* forward of the concatenated batch. Loss: symmetric InfoNCE between the teacher's HR
+embeddings and each student view, summed over the views as the authors' ``train_one_epoch_lr3``
+(``EVA/EVA-CLIP/rei/training/train.py``) does (:mod:`lr0fm.lrtk0.loss`), with a learnable temperature
+that is never clamped (theirs is a new ``logit_scale_lr`` parameter, outside the clamp of CLIP's own).
 
-Baselines and ablations are options: ``method="vpt"`` (50 concatenated prompts, Table 4),
-``unfreeze_last_blocks=4`` with ``unfrozen_lr_scale=0.01`` and ``method`` ``"lr_tokens"`` or ``"none"``
-(Table 5; the teacher is then a frozen copy), ``caption_loss_weight`` (the "CL" caption classifier),
-``hr_cosine_weight`` (keeps the student's HR embedding on the teacher's). Multi-scale buckets and images
-per caption are options of :class:`~lr0fm.lrtk0.data.LRTK0DataModule`.
+Baselines and ablations are options: ``method="vpt"`` (50 prompts, Table 4), ``finetune`` (Table 5 "not
+frozen": ``paper-text`` = the last ``unfreeze_last_blocks`` blocks at ``unfrozen_lr_scale``, or
+``authors-code`` = the authors' unfrozen set and layer-decay rates, see :mod:`lr0fm.lrtk0.freeze`; the
+teacher is then a frozen copy), ``caption_loss_weight`` (the "CL" variant: a trainable linear caption-id
+head with cross-entropy, the authors' ``lr_head``), ``hr_cosine_weight`` (not the paper's: keeps the
+student's HR embedding on the teacher's). Multi-scale buckets, augmentation, same-caption batches and
+images per caption are options of :class:`~lr0fm.lrtk0.data.LRTK0DataModule`.
 
-Checkpoints hold only the trainable tensors (tokens, temperature, unfrozen blocks) and the optimizer;
-the frozen backbone is rebuilt from its spec, so a ViT-B checkpoint stays small.
+Checkpoints hold only the trainable tensors (tokens, temperature, caption head, unfrozen weights) and the
+optimizer; the frozen backbone is rebuilt from its spec, so a ViT-B checkpoint stays small.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Any
@@ -26,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lr0fm.lrtk0.export import save_lr_tokens
-from lr0fm.lrtk0.freeze import apply_frozen_modes, freeze_backbone
+from lr0fm.lrtk0.freeze import apply_frozen_modes, freeze_backbone, unfreeze_authors_code
 from lr0fm.lrtk0.loss import caption_classification_loss, distillation_loss, gather_with_grad
 from lr0fm.lrtk0.tokens import LRTokens
 from lr0fm.lrtk0.vpt import VisualPromptTokens
@@ -34,6 +40,8 @@ from lr0fm.models.base import Backbone
 
 METHODS = ("lr_tokens", "vpt", "none")
 OPTIMIZERS = ("adamw", "lamb")
+#: Table 5 "not frozen" variants (see :mod:`lr0fm.lrtk0.freeze`)
+FINETUNE_SCHEMES = ("paper-text", "authors-code")
 #: file written next to the logs at the end of ``fit`` (tokens-only export)
 EXPORT_NAME = "lr_tokens.safetensors"
 
@@ -54,6 +62,12 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_lr_ratio: 
     return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def _no_weight_decay(name: str, param: nn.Parameter) -> bool:
+    """Biases, norms, scalars, position embeddings and class tokens get no weight decay (EVA's rule)."""
+    stem = ("pos_embed", "cls_token", "positional_embedding", "class_embedding")
+    return param.ndim <= 1 or name.endswith(".bias") or any(k in name for k in stem)
+
+
 class LRTK0Module(L.LightningModule):
     """Trains LR tokens (or a baseline) on a frozen zero-shot backbone by HR -> multi-scale LR distillation.
 
@@ -61,25 +75,37 @@ class LRTK0Module(L.LightningModule):
         backbone: backbone spec for :func:`lr0fm.models.load_backbone` (e.g. ``"EVA02-B-16:merged2b_s8b_b131k"``,
             ``"toyclip"``, ``"ViT-B-16:none"``).
         backbone_seed: seed of random backbone weights (``ARCH:none`` specs).
-        method: ``"lr_tokens"`` (LR-TK0), ``"vpt"`` (visual prompts) or ``"none"`` (only unfrozen blocks).
+        method: ``"lr_tokens"`` (LR-TK0), ``"vpt"`` (visual prompts) or ``"none"`` (only fine-tuning).
         start_block: first block with an LR token (paper Fig. 15).
-        token_init: ``"trunc_normal"`` or ``"zeros"``.
-        token_std: std of the truncated-normal token init.
+        token_init: ``"trunc_normal"`` (the authors' EVA code), ``"normal"`` (their OpenCLIP/MetaCLIP code) or
+            ``"zeros"``.
+        token_std: std of the block tokens' (and prompts') init.
+        embed_token_std: std of the token after patch embedding (default ``token_std``; authors'
+            OpenCLIP/MetaCLIP code: 0.01).
         num_prompts: VPT prompt count.
-        unfreeze_last_blocks: fine-tune this many final vision blocks (0 = frozen backbone).
-        unfrozen_lr_scale: learning-rate factor of the unfrozen blocks (paper: 1/100).
+        finetune: ``None`` (frozen backbone, LR-TK0), ``"paper-text"`` or ``"authors-code"`` (Table 5).
+        unfreeze_last_blocks: blocks fine-tuned by ``finetune="paper-text"`` (paper: 4).
+        unfrozen_lr_scale: learning-rate factor of those blocks (paper: 1/100).
+        layer_decay: per-layer learning-rate decay of ``finetune="authors-code"`` (authors: 0.75).
         init_temperature: initial temperature (learnable logit scale starts at ``1 / init_temperature``).
         learn_temperature: train the logit scale.
+        max_logit_scale: clamp of the exponentiated logit scale (``None``: never clamped, as the authors).
+        loss_reduction: ``"sum"`` (the authors) or ``"mean"`` of the per-view contrastive losses.
         hr_cosine_weight: weight of the student-HR-to-teacher-HR cosine term (0: off, as the paper).
-        caption_loss_weight: weight of the "CL" caption classification loss (0: off).
-        teacher_cache: compute the teacher's HR embedding once per training image and reuse it.
+        caption_loss_weight: weight of the "CL" caption-id cross-entropy (0: off; the authors add it with 1).
+        teacher_cache: compute the teacher's HR embedding once per training image and reuse it (needs HR
+            views without random crops).
+        teacher_fp32: run the teacher outside autocast, in fp32 (the authors' teacher is outside autocast).
         activation_checkpointing: recompute block activations in the backward pass.
         optimizer: ``"adamw"`` or ``"lamb"`` (timm).
-        lr: peak learning rate.
-        weight_decay: weight decay of tokens/prompts and unfrozen weights (none on the temperature).
+        lr: peak learning rate of the tokens/prompts (and of the unfrozen weights, before their scale).
+        head_lr: peak learning rate of the temperature and the caption head (default ``lr``; the authors'
+            EVA run: tokens at its visual lr 2e-4, these at 5e-4).
+        weight_decay: weight decay of tokens/prompts, the caption head's weight and unfrozen matrices.
         betas: Adam betas.
+        eps: Adam epsilon.
         warmup_steps: linear warm-up steps before the cosine decay.
-        min_lr_ratio: final learning rate as a fraction of ``lr``.
+        min_lr_ratio: final learning rate as a fraction of the peak.
         export_path: where ``fit`` writes the tokens-only export (default ``<log_dir>/lr_tokens.safetensors``).
 
     """
@@ -92,19 +118,27 @@ class LRTK0Module(L.LightningModule):
         start_block: int = 0,
         token_init: str = "trunc_normal",
         token_std: float = 0.02,
+        embed_token_std: float | None = None,
         num_prompts: int = 50,
-        unfreeze_last_blocks: int = 0,
+        finetune: str | None = None,
+        unfreeze_last_blocks: int = 4,
         unfrozen_lr_scale: float = 0.01,
+        layer_decay: float = 0.75,
         init_temperature: float = 0.07,
         learn_temperature: bool = True,
+        max_logit_scale: float | None = None,
+        loss_reduction: str = "sum",
         hr_cosine_weight: float = 0.0,
         caption_loss_weight: float = 0.0,
         teacher_cache: bool = False,
+        teacher_fp32: bool = False,
         activation_checkpointing: bool = False,
         optimizer: str = "adamw",
         lr: float = 5e-4,
+        head_lr: float | None = None,
         weight_decay: float = 0.2,
         betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
         warmup_steps: int = 0,
         min_lr_ratio: float = 0.0,
         export_path: str | None = None,
@@ -114,28 +148,61 @@ class LRTK0Module(L.LightningModule):
             raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
-        if method == "none" and unfreeze_last_blocks == 0:
-            raise ValueError("method='none' trains nothing unless unfreeze_last_blocks > 0")
+        if finetune is not None and finetune not in FINETUNE_SCHEMES:
+            raise ValueError(f"unknown finetune {finetune!r}; expected null or one of {', '.join(FINETUNE_SCHEMES)}")
+        if method == "none" and finetune is None:
+            raise ValueError("method='none' trains nothing unless finetune is 'paper-text' or 'authors-code'")
+        if loss_reduction not in ("sum", "mean"):
+            raise ValueError(f"loss_reduction must be 'sum' or 'mean', got {loss_reduction!r}")
         self.save_hyperparameters()
         from lr0fm.models import load_backbone
 
         self.backbone: Backbone = load_backbone(backbone, seed=backbone_seed)
-        # with unfrozen blocks the student drifts, so the teacher must be a second, frozen instance
-        self.teacher: Backbone | None = load_backbone(backbone, seed=backbone_seed) if unfreeze_last_blocks else None
+        # with unfrozen weights the student drifts, so the teacher must be a second, frozen instance
+        self.teacher: Backbone | None = load_backbone(backbone, seed=backbone_seed) if finetune else None
         if self.teacher is not None:
             freeze_backbone(self.teacher)
-        self.unfrozen = freeze_backbone(self.backbone, unfreeze_last_blocks=unfreeze_last_blocks)
+        self.unfrozen: list[tuple[str, nn.Parameter, float]] = []
+        if finetune == "paper-text":
+            params = freeze_backbone(self.backbone, unfreeze_last_blocks=unfreeze_last_blocks)
+            names = {id(p): name for name, p in self.backbone.visual.named_parameters()}
+            self.unfrozen = [(names[id(p)], p, unfrozen_lr_scale) for p in params]
+        else:
+            freeze_backbone(self.backbone)
+            if finetune == "authors-code":
+                self.unfrozen = unfreeze_authors_code(self.backbone, layer_decay=layer_decay)
         self.tokens: LRTokens | VisualPromptTokens | None = None
         if method == "lr_tokens":
-            self.tokens = LRTokens(self.backbone, start_block=start_block, init=token_init, std=token_std)
+            self.tokens = LRTokens(
+                self.backbone, start_block=start_block, init=token_init, std=token_std, embed_std=embed_token_std
+            )
         elif method == "vpt":
             self.tokens = VisualPromptTokens(self.backbone, num_prompts=num_prompts, init=token_init, std=token_std)
         if activation_checkpointing:
             _set_grad_checkpointing(self.backbone.visual)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)), requires_grad=learn_temperature)
+        self.caption_head: nn.Linear | None = None  # the "CL" head, sized in setup() from the training captions
         self._teacher_cache: dict[int, torch.Tensor] = {}
-        self._caption_classifier: torch.Tensor | None = None
         self.strict_loading = False  # checkpoints hold only the trainable tensors; see on_load_checkpoint
+
+    def setup(self, stage: str) -> None:
+        """Check the data against the options; create the "CL" caption head for the training captions."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if self.hparams.teacher_cache and getattr(datamodule, "crop_scale", None) is not None:
+            raise ValueError(
+                "model.teacher_cache reuses the teacher's embedding of each image, but data.crop_scale draws a new "
+                "HR crop at every step; set data.crop_scale: null (no augmentation) or model.teacher_cache: false"
+            )
+        if self.hparams.caption_loss_weight and self.caption_head is None:
+            if datamodule is None or not hasattr(datamodule, "captions"):
+                raise ValueError("caption_loss_weight needs a datamodule with captions (LRTK0DataModule)")
+            with torch.no_grad(), self._tokens_off():
+                size = self.backbone.image_size
+                dim = self.backbone.encode_image(torch.zeros(1, 3, size, size)).shape[-1]
+            self.caption_head = nn.Linear(dim, len(datamodule.captions))
+
+    def _tokens_off(self) -> contextlib.AbstractContextManager:
+        return self.tokens.disabled() if self.tokens is not None else contextlib.nullcontext()
 
     # -- modes and checkpoints -------------------------------------------------------------------------
 
@@ -173,12 +240,17 @@ class LRTK0Module(L.LightningModule):
     @torch.no_grad()
     def embed_teacher(self, images: torch.Tensor) -> torch.Tensor:
         """L2-normalised embeddings of the frozen teacher (tokens off), without gradients."""
-        if self.teacher is not None:
-            return F.normalize(self.teacher.encode_image(images), dim=-1)
-        if self.tokens is None:
-            return F.normalize(self.backbone.encode_image(images), dim=-1)
-        with self.tokens.disabled():
-            return F.normalize(self.backbone.encode_image(images), dim=-1)
+        model = self.teacher if self.teacher is not None else self.backbone
+        if self.hparams.teacher_fp32:
+            with torch.autocast(device_type=images.device.type, enabled=False):
+                return self._teacher_forward(model, images.float())
+        return self._teacher_forward(model, images)
+
+    def _teacher_forward(self, model: Backbone, images: torch.Tensor) -> torch.Tensor:
+        if model is self.backbone:
+            with self._tokens_off():
+                return F.normalize(model.encode_image(images), dim=-1)
+        return F.normalize(model.encode_image(images), dim=-1)
 
     def _teacher_hr(self, hr: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         if not self.hparams.teacher_cache or not self.training:
@@ -191,15 +263,8 @@ class LRTK0Module(L.LightningModule):
                 self._teacher_cache[keys[i]] = fresh[row]
         return torch.stack([self._teacher_cache[key] for key in keys])
 
-    def _caption_targets(self) -> torch.Tensor:
-        if self._caption_classifier is None:
-            captions = self.trainer.datamodule.captions
-            with torch.no_grad():
-                text = self.backbone.encode_text(self.backbone.tokenizer(captions))
-            self._caption_classifier = F.normalize(text.float(), dim=-1).to(self.device)
-        return self._caption_classifier
-
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        hp = self.hparams
         hr, lr = batch["hr"], batch["lr"]
         batch_size, num_views = hr.shape[0], lr.shape[1]
         teacher = self._teacher_hr(hr, batch["index"])
@@ -208,14 +273,15 @@ class LRTK0Module(L.LightningModule):
         student = self.embed_student(student_in).view(1 + num_views, batch_size, -1)
         teacher_all = gather_with_grad(teacher.to(student.dtype))
         student_all = gather_with_grad(student, dim=1)
-        scale = self.logit_scale.exp().clamp(max=100.0)
+        scale = self.logit_scale.exp()
+        if hp.max_logit_scale is not None:
+            scale = scale.clamp(max=hp.max_logit_scale)
         loss, parts = distillation_loss(
-            teacher_all, student_all, scale, hr_cosine_weight=self.hparams.hr_cosine_weight
+            teacher_all, student_all, scale, hr_cosine_weight=hp.hr_cosine_weight, reduction=hp.loss_reduction
         )
-        if self.hparams.caption_loss_weight:
-            labels = gather_with_grad(batch["caption"])
-            caption = caption_classification_loss(student_all, self._caption_targets().to(student.dtype), labels, scale)
-            loss = loss + self.hparams.caption_loss_weight * caption
+        if hp.caption_loss_weight:
+            caption = caption_classification_loss(student, self.caption_head, batch["caption"])
+            loss = loss + hp.caption_loss_weight * caption
             parts["caption"] = caption.detach()
         on_step = stage == "train"
         self.log(f"{stage}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=not on_step, batch_size=batch_size)
@@ -240,22 +306,32 @@ class LRTK0Module(L.LightningModule):
     # -- optimisation and export -----------------------------------------------------------------------
 
     def configure_optimizers(self) -> dict[str, Any]:
-        """AdamW or LAMB; tokens at ``lr``, unfrozen blocks at ``lr * unfrozen_lr_scale``; warm-up + cosine."""
+        """AdamW or LAMB with parameter groups; warm-up + cosine per step.
+
+        Groups: tokens/prompts at ``lr``; the temperature and the caption head at ``head_lr``; unfrozen
+        weights at ``lr`` times their scale (``unfrozen_lr_scale``, or the layer decay of ``authors-code``).
+        """
         hp = self.hparams
-        groups = []
+        head_lr = hp.lr if hp.head_lr is None else hp.head_lr
+        groups: list[dict[str, Any]] = []
         if self.tokens is not None:
             groups.append({"params": list(self.tokens.parameters()), "lr": hp.lr, "weight_decay": hp.weight_decay})
-        if self.unfrozen:
-            scaled = hp.lr * hp.unfrozen_lr_scale
-            groups.append({"params": self.unfrozen, "lr": scaled, "weight_decay": hp.weight_decay})
+        by_scale: dict[tuple[float, bool], list[nn.Parameter]] = {}
+        for name, param, scale in self.unfrozen:
+            by_scale.setdefault((scale, _no_weight_decay(name, param)), []).append(param)
+        for (scale, no_decay), params in by_scale.items():
+            groups.append({"params": params, "lr": hp.lr * scale, "weight_decay": 0.0 if no_decay else hp.weight_decay})
         if self.logit_scale.requires_grad:
-            groups.append({"params": [self.logit_scale], "lr": hp.lr, "weight_decay": 0.0})
+            groups.append({"params": [self.logit_scale], "lr": head_lr, "weight_decay": 0.0})
+        if self.caption_head is not None:
+            groups.append({"params": [self.caption_head.weight], "lr": head_lr, "weight_decay": hp.weight_decay})
+            groups.append({"params": [self.caption_head.bias], "lr": head_lr, "weight_decay": 0.0})
         if hp.optimizer == "lamb":
             from timm.optim import Lamb
 
-            optimizer = Lamb(groups, lr=hp.lr, betas=tuple(hp.betas))
+            optimizer = Lamb(groups, lr=hp.lr, betas=tuple(hp.betas), eps=hp.eps)
         else:
-            optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=tuple(hp.betas))
+            optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=tuple(hp.betas), eps=hp.eps)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: warmup_cosine(step, hp.warmup_steps, total, hp.min_lr_ratio)

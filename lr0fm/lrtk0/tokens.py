@@ -35,8 +35,11 @@ class LRTokens(AttachedTokens):
         visual: the vision tower (open_clip ``VisionTransformer``, timm ``VisionTransformer``/``Eva``,
             open_clip ``TimmModel``) or a :class:`~lr0fm.models.base.Backbone`.
         start_block: first block that receives a token (paper Fig. 15); blocks before it get none.
-        init: ``"trunc_normal"`` (std ``std``, as the authors) or ``"zeros"``.
-        std: standard deviation of the truncated-normal init.
+        init: ``"trunc_normal"`` (the authors' EVA code), ``"normal"`` (their OpenCLIP/MetaCLIP code) or
+            ``"zeros"``.
+        std: standard deviation of the block tokens' init (the authors: 0.02).
+        embed_std: standard deviation of the token after patch embedding (default ``std``; the authors'
+            OpenCLIP/MetaCLIP code: 0.01).
         embed_tokens: add a token after patch embedding; default ``start_block == 0`` (the paper's
             "[i]" variants have no token after patchification).
         attach: register the hooks now (else call :meth:`attach`).
@@ -54,6 +57,7 @@ class LRTokens(AttachedTokens):
         start_block: int = 0,
         init: str = "trunc_normal",
         std: float = 0.02,
+        embed_std: float | None = None,
         embed_tokens: bool | None = None,
         attach: bool = True,
     ) -> None:
@@ -65,13 +69,14 @@ class LRTokens(AttachedTokens):
         self.embed_tokens = start_block == 0 if embed_tokens is None else bool(embed_tokens)
         self.init = init
         self.std = std
+        self.embed_std = std if embed_std is None else embed_std
         spatial, width = self.layout.num_spatial_tokens, self.layout.width
         block_tokens = torch.empty(num_blocks - start_block, spatial, width)
         init_tokens_(block_tokens, init, std)
         self.block_tokens = nn.Parameter(block_tokens)
         if self.embed_tokens:
             embed_token = torch.empty(spatial, width)
-            init_tokens_(embed_token, init, std)
+            init_tokens_(embed_token, init, self.embed_std)
             self.embed_token = nn.Parameter(embed_token)
         else:
             self.register_parameter("embed_token", None)
@@ -97,6 +102,7 @@ class LRTokens(AttachedTokens):
             "embed_tokens": self.embed_tokens,
             "init": self.init,
             "std": self.std,
+            "embed_std": self.embed_std,
             "num_spatial_tokens": self.layout.num_spatial_tokens,
             **self.layout.signature(),
             "shapes": shapes,

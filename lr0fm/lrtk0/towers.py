@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from lr0fm.models.base import Backbone
@@ -39,6 +40,9 @@ class TowerLayout:
         batch_first: whether block inputs are ``[B, L, C]`` (else ``[L, B, C]``).
         patch_embed: the module whose output holds the patch tokens.
         blocks: the transformer blocks, in order.
+        pre_norm: the module between the position embedding and the first block (open_clip ``ln_pre``,
+            timm ``norm_pre``; often an ``nn.Identity``); its input is ``[B, L, C]``.
+        tower: the tower itself (for its position embedding).
 
     """
 
@@ -50,6 +54,8 @@ class TowerLayout:
     batch_first: bool
     patch_embed: nn.Module
     blocks: tuple[nn.Module, ...]
+    pre_norm: nn.Module | None = None
+    tower: nn.Module | None = None
 
     @property
     def num_spatial_tokens(self) -> int:
@@ -60,6 +66,17 @@ class TowerLayout:
     def num_blocks(self) -> int:
         """Number of transformer blocks."""
         return len(self.blocks)
+
+    def class_position_embedding(self) -> torch.Tensor | None:
+        """The position embedding added to the class token (``[width]``), or ``None`` when it has none."""
+        if self.num_prefix_tokens == 0 or self.tower is None:
+            return None
+        if self.kind == "open_clip":
+            return self.tower.positional_embedding[0]
+        pos_embed = getattr(self.tower, "pos_embed", None)
+        if pos_embed is None or getattr(self.tower, "no_embed_class", False):
+            return None
+        return pos_embed[0, 0]
 
     def signature(self) -> dict[str, object]:
         """Return the layout facts that exported tokens must match (JSON-serialisable)."""
@@ -109,6 +126,8 @@ def tower_layout(visual: nn.Module | Backbone) -> TowerLayout:
             batch_first=bool(getattr(transformer, "batch_first", True)),
             patch_embed=tower.conv1,
             blocks=tuple(transformer.resblocks),
+            pre_norm=getattr(tower, "ln_pre", None),
+            tower=tower,
         )
     if hasattr(tower, "patch_embed") and hasattr(tower, "blocks") and hasattr(tower, "num_prefix_tokens"):
         return TowerLayout(
@@ -120,6 +139,8 @@ def tower_layout(visual: nn.Module | Backbone) -> TowerLayout:
             batch_first=True,
             patch_embed=tower.patch_embed,
             blocks=tuple(tower.blocks),
+            pre_norm=getattr(tower, "norm_pre", None),
+            tower=tower,
         )
     raise TowerError(
         f"cannot attach tokens to vision tower {type(tower).__name__!r}: expected an open_clip "
