@@ -4,20 +4,22 @@ The data is a generated JPEG image folder shaped like the real evaluation sets (
 photos-like images, one folder per class, 20 of CLIP's ImageNet prompt templates per class); the model is a
 small random open_clip ViT at 224 px. The timings, all end to end from loading the model:
 
-* naive: what the authors' scripts do, per resolution: a torchvision
-  ``Compose([Resize(n, BICUBIC), backbone.preprocess])`` dataset, a fresh DataLoader pass (every image decoded
-  again) and a fresh text-classifier build;
+* naive: what the authors' scripts do, per resolution: a torchvision ``Compose`` of the protocol's chain (e.g.
+  ``[Resize((n, n)), Resize((S, S)), ToTensor, Normalize]`` for ``square``, ``[Resize(n), backbone.preprocess]``
+  for ``shorter-side``), a fresh DataLoader pass (every image decoded again) and a fresh text-classifier build;
 * engine (headline): :func:`lr0fm.benchmark.runner.run_benchmark`, i.e. ``lr0fm benchmark`` with the Trainer,
   one decode per image for all resolutions and one classifier build;
 * loop: :func:`lr0fm.benchmark.engine.evaluate_backbone`, the same scoring without the Trainer;
 * fast (opt-in, ``--fast``, never the default): the engine's scoring with PIL's ``reducing_gap`` box pre-reduction
   before each low-resolution bicubic resize; reported with its speed-up and its agreement with the exact mode.
 
+Every LR protocol given with ``--protocols`` (default: all three) is timed, naive vs engine, in the same run.
 It also times the pure model compute (every image forward at every resolution plus one classifier build) and
 prints end-to-end / compute: near 1 means the data side is hidden behind the model (a GPU run); on a CPU-only
 machine the DataLoader workers and the model share the same cores, so it stays well above 1.
 
     python benchmarks/benchmark_speed.py [--images 600] [--classes 60] [--workers 2] [--threads N] [--fast] [--repeat N]
+        [--protocols paper shorter-side square]
     python benchmarks/benchmark_speed.py --device cuda --arch ViT-B-16 --workers 12 --batch-size 256  # a GPU
 """
 
@@ -43,11 +45,11 @@ from lr0fm.benchmark.data import MultiResolutionDataset, make_loader
 from lr0fm.benchmark.engine import evaluate_backbone
 from lr0fm.benchmark.runner import BenchmarkConfig, run_benchmark
 from lr0fm.benchmark.scoring import ZeroShotCounts, predict_top5
-from lr0fm.benchmark.transforms import HR, MultiResolutionTransform, lr_size, parse_resolutions
 from lr0fm.datasets import build_dataset
 from lr0fm.datasets.base import ZeroShotDataset
 from lr0fm.datasets.resources import templates
 from lr0fm.models import load_backbone
+from lr0fm.protocols import HR, ViewTransform, get_protocol, parse_resolutions
 
 RESOLUTIONS = (16, 32, 64, 128, HR)
 
@@ -96,7 +98,30 @@ class NaiveDataset(Dataset):
         return self.transform(image), label
 
 
-class FastMultiResolutionTransform(MultiResolutionTransform):
+def naive_transform(protocol: str, backbone, res):
+    """The protocol's chain at one resolution as a plain torchvision ``Compose`` (what a per-resolution script runs)."""
+    chain, size = get_protocol(protocol).chain(backbone), backbone.image_size
+    bicubic = T.InterpolationMode.BICUBIC
+    if res == HR and chain.hr_resolution is None:
+        steps = []
+    else:
+        n = chain.hr_resolution if res == HR else int(res)
+        steps = [T.Resize(n if chain.down == "shorter" else (n, n), interpolation=bicubic)]
+    if chain.up == "model":
+        return T.Compose([*steps, backbone.preprocess])
+    if chain.up == "squash":
+        steps.append(T.Resize((size, size), interpolation=bicubic))
+    else:
+        steps += [T.Resize(size, interpolation=bicubic), T.CenterCrop(size)]
+    mean, std = (backbone.preprocess_cfg.mean, backbone.preprocess_cfg.std)
+    if chain.normalize is not None:
+        from lr0fm.protocols import NORMALIZATIONS
+
+        mean, std = NORMALIZATIONS[chain.normalize] or ((0.0,) * 3, (1.0,) * 3)
+    return T.Compose([*steps, lambda image: image.convert("RGB"), T.ToTensor(), T.Normalize(mean, std)])
+
+
+class FastViewTransform(ViewTransform):
     """Opt-in fast mode (not exact): each low-resolution view first box-reduces the image by an integer factor.
 
     PIL's ``reducing_gap`` shrinks the decoded image by ``floor(scale / gap)`` with a box filter before the
@@ -104,19 +129,16 @@ class FastMultiResolutionTransform(MultiResolutionTransform):
     paper's protocol, so the script reports its top-1 agreement with the exact mode.
     """
 
-    def __init__(self, preprocess, resolutions, reducing_gap: float = 3.0) -> None:
-        super().__init__(preprocess, resolutions)
-        self.gap = reducing_gap
+    gap = 3.0
 
-    def __call__(self, image: Image.Image) -> torch.Tensor:
-        """The views, with the reduced-then-bicubic low-resolution resize."""
-        views = []
-        for r in self.resolutions:
-            view = (
-                image if r == HR else image.resize(lr_size(*image.size, int(r)), Image.BICUBIC, reducing_gap=self.gap)
-            )
-            views.append(self.preprocess(view))
-        return torch.stack(views)
+    def down(self, image: Image.Image, n: int) -> Image.Image:
+        """The reduced-then-bicubic LR image."""
+        w, h = image.size
+        if self.chain.down == "square":
+            size = (n, n)
+        else:
+            size = (n, int(n * h / w)) if w <= h else (int(n * w / h), n)
+        return image.resize(size, Image.BICUBIC, reducing_gap=self.gap)
 
 
 Predictions = dict[str, list[list[int]]]  # resolution -> top-5 classes of every sample, in dataset order
@@ -124,16 +146,19 @@ Predictions = dict[str, list[list[int]]]  # resolution -> top-5 classes of every
 
 @torch.no_grad()
 def run_naive(
-    spec: str, dataset: ZeroShotDataset, resolutions, batch_size: int, workers: int, device: str = "cpu"
+    spec: str,
+    dataset: ZeroShotDataset,
+    resolutions,
+    batch_size: int,
+    workers: int,
+    device: str = "cpu",
+    protocol: str = "paper",
 ) -> Predictions:
     """Naive protocol: per resolution a fresh dataset, DataLoader pass and classifier build."""
     backbone = load_backbone(spec, seed=0).eval().to(device)
     preds = {}
     for res in resolutions:
-        if res == HR:
-            transform = backbone.preprocess
-        else:
-            transform = T.Compose([T.Resize(int(res), interpolation=T.InterpolationMode.BICUBIC), backbone.preprocess])
+        transform = naive_transform(protocol, backbone, res)
         classifier = build_classifier(backbone, dataset.classnames, dataset.templates, device=device)
         loader = DataLoader(
             NaiveDataset(dataset, transform), batch_size=batch_size, num_workers=workers, pin_memory=device != "cpu"
@@ -146,7 +171,14 @@ def run_naive(
 
 
 def run_engine(
-    spec: str, folder: Path, resolutions, batch_size: int, workers: int, output: Path, device: str = "cpu"
+    spec: str,
+    folder: Path,
+    resolutions,
+    batch_size: int,
+    workers: int,
+    output: Path,
+    device: str = "cpu",
+    protocol: str = "paper",
 ) -> Predictions:
     """``lr0fm benchmark`` as users run it (Trainer.validate), from a fresh output folder (no cached classifier).
 
@@ -162,6 +194,7 @@ def run_engine(
         precision="32",
         accelerator="cpu" if device == "cpu" else "gpu",
         seed=0,
+        protocol=protocol,
     )
     run_benchmark(config, log=lambda *_: None)
     (path,) = (output / "predictions").rglob("*.jsonl")
@@ -170,23 +203,44 @@ def run_engine(
 
 
 def run_loop(
-    spec: str, dataset: ZeroShotDataset, resolutions, batch_size: int, workers: int, device: str = "cpu"
+    spec: str,
+    dataset: ZeroShotDataset,
+    resolutions,
+    batch_size: int,
+    workers: int,
+    device: str = "cpu",
+    protocol: str = "paper",
 ) -> dict[str, float]:
     """The engine's plain loop :func:`evaluate_backbone` (no Trainer); top-1 per resolution."""
     backbone = load_backbone(spec, seed=0).eval().to(device)
     records = evaluate_backbone(
-        backbone, {"speed": dataset}, resolutions, batch_size=batch_size, num_workers=workers, device=device
+        backbone,
+        {"speed": dataset},
+        resolutions,
+        protocol=protocol,
+        batch_size=batch_size,
+        num_workers=workers,
+        device=device,
     )
     return {str(r["resolution"]): r["top1"] for r in records}
 
 
 @torch.no_grad()
 def run_fast(
-    spec: str, dataset: ZeroShotDataset, resolutions, batch_size: int, workers: int, device: str = "cpu"
+    spec: str,
+    dataset: ZeroShotDataset,
+    resolutions,
+    batch_size: int,
+    workers: int,
+    device: str = "cpu",
+    protocol: str = "paper",
 ) -> Predictions:
-    """The engine's scoring (one decode, one classifier build) with :class:`FastMultiResolutionTransform`."""
+    """The engine's scoring (one decode, one classifier build) with :class:`FastViewTransform`."""
     backbone = load_backbone(spec, seed=0).eval().to(device)
-    transform = FastMultiResolutionTransform(backbone.preprocess, resolutions)
+    exact = get_protocol(protocol).transform(backbone, resolutions)
+    transform = FastViewTransform(
+        exact.chain, resolutions, size=exact.size, normalization=exact.normalization, preprocess=exact.preprocess
+    )
     classifier = ClassifierCache().for_dataset(backbone, dataset, device=torch.device(device))
     loader = make_loader(MultiResolutionDataset(dataset, transform), batch_size=batch_size, num_workers=workers)
     counts = ZeroShotCounts(len(resolutions), keep_predictions=True)
@@ -239,8 +293,44 @@ def timed(fn, *args):
     return time.perf_counter() - start, out
 
 
+def report(protocol: str, runs: dict, labels: list[int], resolutions, t_compute: float, fast: bool) -> None:
+    """Print one protocol's accuracies, identity check and timings."""
+    accs = {name: out if name == "loop" else top1(out, labels) for name, (_, out) in runs.items()}
+    print(f"\n== protocol {protocol!r}")
+    print(f"{'resolution':>10}" + "".join(f" {name + ' top-1':>12}" for name in runs))
+    for r in map(str, resolutions):
+        print(f"{r:>10}" + "".join(f" {100 * accs[name][r]:>11.2f}%" for name in runs))
+    same = runs["engine"][1] == runs["naive"][1]
+    print(f"naive vs lr0fm benchmark: identical per-sample top-5 rankings at every resolution: {same}")
+    if "loop" in runs:
+        print(f"evaluate_backbone top-1 equals the naive top-1: {accs['loop'] == accs['naive']}")
+    t_naive = runs["naive"][0]
+    titles = {
+        "naive": "naive protocol (per-resolution pass + classifier)",
+        "engine": "lr0fm benchmark (run_benchmark, Trainer.validate)",
+        "loop": "evaluate_backbone (engine loop without Trainer)",
+        "fast": "fast mode (opt-in, reducing_gap, not exact)",
+    }
+    for name, (seconds, _) in runs.items():
+        ratio = "" if name == "naive" else f"  speed-up {t_naive / seconds:.2f}x"
+        print(f"{titles[name]:<52} {seconds:7.1f} s{ratio}")
+    if fast:
+        t_exact = runs["loop"][0] if "loop" in runs else runs["engine"][0]
+        print(
+            f"fast mode vs exact mode ({'evaluate_backbone' if 'loop' in runs else 'lr0fm benchmark'}): "
+            f"{t_exact / runs['fast'][0]:.2f}x faster, per-sample top-1 agreement "
+            f"{100 * agreement(runs['fast'][1], runs['naive'][1]):.2f}% (top-5 ranking "
+            f"{100 * agreement(runs['fast'][1], runs['naive'][1], k=5):.2f}%), top-1 differences (points) "
+            + ", ".join(f"{r}: {100 * (accs['fast'][r] - accs['naive'][r]):+.2f}" for r in map(str, resolutions))
+        )
+    print(
+        f"end-to-end / model compute ({t_compute:.1f} s): engine {runs['engine'][0] / t_compute:.2f}, "
+        f"naive {t_naive / t_compute:.2f}"
+    )
+
+
 def main() -> None:
-    """Generate the data, run the protocols and the compute-only timing, print the comparison."""
+    """Generate the data, run every protocol naive and one-pass, the compute-only timing; print the comparison."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=600)
     parser.add_argument("--classes", type=int, default=60)
@@ -248,6 +338,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--resolutions", nargs="+", default=[str(r) for r in RESOLUTIONS])
+    parser.add_argument("--protocols", nargs="+", default=["paper", "shorter-side", "square"])
     parser.add_argument("--threads", type=int, help="torch intra-op threads of the main process (default: torch's)")
     parser.add_argument("--skip-loop", action="store_true", help="do not time the engine loop without Trainer")
     parser.add_argument("--fast", action="store_true", help="also time the opt-in fast (not exact) mode")
@@ -275,54 +366,33 @@ def main() -> None:
             f"{len(dataset.templates)} templates (generated in {t_gen:.1f} s); resolutions {resolutions}; "
             f"batch {batch}, workers {workers}, torch threads {torch.get_num_threads()}, "
             f"CPUs {os.cpu_count()}, repetitions {args.repeat}, load average before {load1:.2f}; "
-            f"model {spec if args.arch else 'small random ViT'} on {args.device}"
+            f"model {spec if args.arch else 'small random ViT'} on {args.device}; protocols {args.protocols}"
         )
-        protocols = {"naive": (run_naive, dataset), "engine": (run_engine, folder)}
-        protocols.update({} if args.skip_loop else {"loop": (run_loop, dataset)})
-        protocols.update({"fast": (run_fast, dataset)} if args.fast else {})
-        runs: dict[str, tuple[float, object]] = {}
+        runners = {"naive": (run_naive, dataset), "engine": (run_engine, folder)}
+        runners.update({} if args.skip_loop else {"loop": (run_loop, dataset)})
+        runners.update({"fast": (run_fast, dataset)} if args.fast else {})
+        runs: dict[str, dict[str, tuple[float, object]]] = {p: {} for p in args.protocols}
         t_compute = float("inf")
         for rep in range(args.repeat):  # interleaved, best time kept: fair under a fluctuating machine load
-            for name, (fn, data) in protocols.items():
-                extra = (tmp / f"engine-out-{rep}",) if name == "engine" else ()
-                seconds, out = timed(partial(fn, device=args.device), spec, data, resolutions, batch, workers, *extra)
-                runs[name] = (min(seconds, runs.get(name, (seconds,))[0]), out)
+            for protocol in args.protocols:
+                for name, (fn, data) in runners.items():
+                    extra = (tmp / f"engine-out-{protocol}-{rep}",) if name == "engine" else ()
+                    fn = partial(fn, device=args.device, protocol=protocol)
+                    seconds, out = timed(fn, spec, data, resolutions, batch, workers, *extra)
+                    previous = runs[protocol].get(name, (seconds,))[0]
+                    runs[protocol][name] = (min(seconds, previous), out)
             forwards = len(dataset) * len(resolutions)
             t_compute = min(t_compute, model_compute_seconds(spec, dataset, forwards, batch, args.device))
         load2 = os.getloadavg()[0]
 
-    accs = {name: out if name == "loop" else top1(out, labels) for name, (_, out) in runs.items()}
-    print(f"{'resolution':>10}" + "".join(f" {name + ' top-1':>12}" for name in runs))
-    for r in map(str, resolutions):
-        print(f"{r:>10}" + "".join(f" {100 * accs[name][r]:>11.2f}%" for name in runs))
-    same = runs["engine"][1] == runs["naive"][1]
-    print(f"naive vs lr0fm benchmark: identical per-sample top-5 rankings at every resolution: {same}")
-    if "loop" in runs:
-        print(f"evaluate_backbone top-1 equals the naive top-1: {accs['loop'] == accs['naive']}")
-    t_naive = runs["naive"][0]
-    titles = {
-        "naive": "naive protocol (per-resolution pass + classifier)",
-        "engine": "lr0fm benchmark (run_benchmark, Trainer.validate)",
-        "loop": "evaluate_backbone (engine loop without Trainer)",
-        "fast": "fast mode (opt-in, reducing_gap, not exact)",
-    }
-    for name, (seconds, _) in runs.items():
-        ratio = "" if name == "naive" else f"  speed-up {t_naive / seconds:.2f}x"
-        print(f"{titles[name]:<52} {seconds:7.1f} s{ratio}")
-    if args.fast:
-        t_exact = runs["loop"][0] if "loop" in runs else runs["engine"][0]
-        print(
-            f"fast mode vs exact mode ({'evaluate_backbone' if 'loop' in runs else 'lr0fm benchmark'}): "
-            f"{t_exact / runs['fast'][0]:.2f}x faster, per-sample top-1 agreement "
-            f"{100 * agreement(runs['fast'][1], runs['naive'][1]):.2f}% (top-5 ranking "
-            f"{100 * agreement(runs['fast'][1], runs['naive'][1], k=5):.2f}%), top-1 differences (points) "
-            + ", ".join(f"{r}: {100 * (accs['fast'][r] - accs['naive'][r]):+.2f}" for r in map(str, resolutions))
-        )
-    print(
-        f"model compute alone ({len(dataset) * len(resolutions)} image forwards + 1 classifier build): "
-        f"{t_compute:.1f} s; end-to-end / compute: engine {runs['engine'][0] / t_compute:.2f}, "
-        f"naive {t_naive / t_compute:.2f}"
-    )
+    for protocol in args.protocols:
+        report(protocol, runs[protocol], labels, resolutions, t_compute, args.fast)
+    print("\nsummary (naive / lr0fm benchmark, same run):")
+    for protocol in args.protocols:
+        t_naive, t_engine = runs[protocol]["naive"][0], runs[protocol]["engine"][0]
+        print(f"  {protocol:<13} {t_naive:6.1f} s / {t_engine:6.1f} s = {t_naive / t_engine:.2f}x")
+    forwards = len(dataset) * len(resolutions)
+    print(f"model compute alone ({forwards} image forwards + 1 classifier build): {t_compute:.1f} s")
     print(f"load average (1 min) before {load1:.2f}, after {load2:.2f}")
 
 

@@ -1,6 +1,5 @@
-"""The benchmark engine against independent references: LR protocol pixels, top-1, classifier cache."""
+"""The benchmark engine against independent references: top-1 per LR protocol, classifier cache."""
 
-import numpy as np
 import open_clip
 import pytest
 import torch
@@ -13,7 +12,6 @@ from torchvision.datasets import ImageFolder
 from lr0fm.benchmark.classifier import ClassifierCache, build_classifier
 from lr0fm.benchmark.engine import evaluate_backbone
 from lr0fm.benchmark.runner import BenchmarkConfig, run_benchmark
-from lr0fm.benchmark.transforms import MultiResolutionTransform, lr_resize, parse_resolutions
 from lr0fm.datasets import build_dataset
 from lr0fm.datasets.base import ZeroShotDataset
 from lr0fm.models import load_backbone
@@ -29,34 +27,12 @@ def world(tmp_path_factory):
     return root, backbone, folder
 
 
-def test_lr_transform_is_the_reference_pil_chain_pixel_for_pixel(world):
-    _, backbone, _ = world
-    rng = np.random.default_rng(0)
-    transform = MultiResolutionTransform(backbone.preprocess, RESOLUTIONS)
-    for w, h in [(500, 375), (375, 500), (97, 41), (64, 64)]:
-        img = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
-        views = transform(img)
-        for i, res in enumerate(RESOLUTIONS):
-            if res == "hr":
-                ref = backbone.preprocess(img)
-            else:  # the paper's step: PIL bicubic, shorter side = n, longer side truncated like torchvision
-                short, long_ = (w, h) if w <= h else (h, w)
-                size = (res, int(res * long_ / short)) if w <= h else (int(res * long_ / short), res)
-                ref = backbone.preprocess(img.resize(size, Image.BICUBIC))
-            assert torch.equal(views[i], ref), (w, h, res)
-        # and the downscale equals torchvision's Resize on PIL images
-        tv = T.Resize(16, interpolation=T.InterpolationMode.BICUBIC)(img)
-        assert np.array_equal(np.asarray(lr_resize(img, 16)), np.asarray(tv))
+def independent_top1(model, tokenizer, preprocess, folder, classnames, templates, res, protocol):
+    """Straightforward zero-shot top-1: open_clip + torchvision, one resolution at a time.
 
-
-def test_parse_resolutions():
-    assert parse_resolutions(["16", 32, "HR", 16]) == [16, 32, "hr"]
-    with pytest.raises(ValueError, match="'abc'"):
-        parse_resolutions(["abc"])
-
-
-def independent_top1(model, tokenizer, preprocess, folder, classnames, templates, res):
-    """Straightforward zero-shot top-1: open_clip + torchvision, one resolution at a time."""
+    ``shorter-side``: ``Resize(n)`` then the model's preprocessing; ``paper`` for a backbone outside the
+    paper's table (the paper's text): ``Resize((n, n))`` then the model's preprocessing.
+    """
     with torch.no_grad():
         weights = []
         for c in classnames:
@@ -64,12 +40,10 @@ def independent_top1(model, tokenizer, preprocess, folder, classnames, templates
             emb = F.normalize(emb, dim=-1).mean(0)
             weights.append(emb / emb.norm())
         weights = torch.stack(weights, dim=1)
-        tf = (
-            preprocess
-            if res == "hr"
-            else T.Compose([T.Resize(res, interpolation=T.InterpolationMode.BICUBIC), preprocess])
-        )
-        data = ImageFolder(str(folder), transform=tf)
+        size = res if protocol == "shorter-side" else (res, res)
+        down = T.Resize(size, interpolation=T.InterpolationMode.BICUBIC)
+        tf = preprocess if res == "hr" else T.Compose([down, preprocess])
+        data = ImageFolder(str(folder), transform=tf, loader=lambda path: Image.open(path))
         correct = 0
         for images, labels in torch.utils.data.DataLoader(data, batch_size=16):
             feats = F.normalize(model.encode_image(images), dim=-1)
@@ -77,20 +51,23 @@ def independent_top1(model, tokenizer, preprocess, folder, classnames, templates
         return correct / len(data)
 
 
-def test_top1_equals_an_independent_implementation(world, tmp_path):
+@pytest.mark.parametrize("protocol", ["shorter-side", "paper"])
+def test_top1_equals_an_independent_implementation(world, tmp_path, protocol):
     root, backbone, folder = world
     dataset = build_dataset(f"folder:{folder}")
     name = backbone.info.get("arch", "lr0fm-bench-tiny")
     tokenizer = open_clip.get_tokenizer(name)
     expected = {
         res: independent_top1(
-            backbone.model, tokenizer, backbone.preprocess, folder, dataset.classnames, dataset.templates, res
+            backbone.model, tokenizer, backbone.preprocess, folder, dataset.classnames, dataset.templates, res, protocol
         )
         for res in RESOLUTIONS
     }
     assert len(set(expected.values())) > 1  # the resolutions really differ on this model
     # the in-process engine
-    records = evaluate_backbone(backbone, {"f": dataset}, RESOLUTIONS, batch_size=6)
+    records = evaluate_backbone(backbone, {"f": dataset}, RESOLUTIONS, batch_size=6, protocol=protocol)
+    expected_chain = "shorter-side" if protocol == "shorter-side" else "paper-text"
+    assert {(r["protocol"], r["chain"]) for r in records} == {(protocol, expected_chain)}
     assert {r["resolution"]: r["top1"] for r in records} == pytest.approx(expected, abs=1e-12)
     # the Trainer.validate path that `lr0fm benchmark` runs
     config = BenchmarkConfig(
@@ -102,8 +79,10 @@ def test_top1_equals_an_independent_implementation(world, tmp_path):
         workers=0,
         seed=0,
         accelerator="cpu",
+        protocol=protocol,
     )
     out = run_benchmark(config, log=lambda *_: None)
+    assert {(r["protocol"], r["chain"]) for r in out} == {(protocol, expected_chain)}
     assert {r["resolution"]: r["top1"] for r in out} == pytest.approx(expected, abs=1e-12)
     assert all(r["num_samples"] == 35 and r["num_classes"] == 5 for r in out)
 

@@ -290,6 +290,40 @@ def test_outputs(world, reference):
         assert png.format == "PNG" and png.width > 100
 
 
+def test_each_protocol_is_its_own_cell_and_rows_record_it(world, reference, tmp_path, capsys):
+    out = tmp_path / "out"
+    shutil.copytree(reference, out)  # the default (paper) run of both folders
+    rows = read_csv(out / "results.csv")
+    assert {(r["protocol"], r["chain"]) for r in rows} == {("paper", "paper-text")}  # not one of the 66
+    assert cli_main(bench_args(world, [world.a, world.b], out)) == 0
+    assert "every dataset and resolution is already in" in capsys.readouterr().out  # same protocol: skipped
+    assert cli_main(bench_args(world, [world.a], out, "--protocol", "shorter-side")) == 0
+    printed = capsys.readouterr().out
+    assert "LR protocol 'shorter-side' -> chain 'shorter-side'" in printed
+    rows = read_csv(out / "results.csv")
+    assert len(rows) == 3 * len(RESOLUTIONS) and {r["protocol"] for r in rows} == {"paper", "shorter-side"}
+    assert sorted(p.relative_to(out / "predictions").parts[0] for p in (out / "predictions").rglob("*.jsonl")) == [
+        "paper", "paper", "shorter-side"]  # fmt: skip
+    with (out / "metrics" / "summary.csv").open() as fh:  # this run's summary ranks this run's protocol only
+        assert {r["model"] for r in csv.DictReader(fh)} == {world.model}
+    assert cli_main(["metrics", str(out / "results.csv"), "--output", str(tmp_path / "m")]) == 2
+    assert "different LR protocols: paper (6 rows), shorter-side (3 rows)" in capsys.readouterr().err
+    assert cli_main(bench_args(world, [world.a], out, "--protocol", "squash")) == 2
+    assert "unknown LR protocol 'squash'" in capsys.readouterr().err
+
+
+def test_list_models_and_protocols_show_the_authors_chains(capsys):
+    assert cli_main(["benchmark", "--list-models", "OpenCLIP-ViT-B/16"]) == 0
+    assert capsys.readouterr().out.strip() == (
+        "OpenCLIP-ViT-B/16  ->  ViT-B-16:datacomp_xl_s13b_b90k  [paper protocol: clip-benchmark-openclip]"
+    )
+    assert cli_main(["benchmark", "--list-models", "ALBEF (4M)"]) == 0
+    assert "(no loader yet" in capsys.readouterr().out
+    assert cli_main(["benchmark", "--list-protocols"]) == 0
+    listing = capsys.readouterr().out
+    assert "shorter-side" in listing and "source: BLIP/zero_shot_classification.py" in listing
+
+
 # --- shipped configs ---------------------------------------------------------------------------------------
 
 
@@ -299,11 +333,11 @@ def load_config(name: str):
 
 def test_lr0fm66_config_is_the_papers_sweep():
     config, weights = load_config("lr0fm66.yaml")
-    table = yaml.safe_load((REPO / "configs" / "backbones" / "lr0fm66.yaml").read_text())["backbones"]
+    table = yaml.safe_load((REPO / "lr0fm" / "resources" / "backbones" / "lr0fm66.yaml").read_text())["backbones"]
     assert config.models == [b["spec"] for b in table if not b.get("needs_adapter")]
     assert len(config.models) == 54
     assert config.datasets == list(DATASETS)
-    assert config.resolutions == [16, 32, 64, 128, "hr"]
+    assert config.resolutions == [16, 32, 64, 128, "hr"] and config.protocol == "paper"
     assert (config.precision, config.batch_size, config.workers) == ("auto", 256, 8)
     assert config.data_root == "/path/to/datasets" and weights is None
 

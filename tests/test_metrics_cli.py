@@ -41,6 +41,40 @@ def test_metrics_cli_bad_input_exits_2_with_message(tmp_path, capsys):
         lr0fm_main(["metrics", str(results), "--num-classes", "dtd"])
 
 
+def test_metrics_refuses_mixed_protocols_unless_told(tmp_path, capsys):
+    columns = ("model", "dataset", "resolution", "protocol", "top1", "num_classes")
+    paper = [dict(r, protocol="paper") for r in HAND]
+    mixed = paper + [dict(r, protocol="shorter-side") for r in HAND if r["model"] == "m1"]
+    results = write_csv(tmp_path / "r.csv", mixed, columns)
+    out = tmp_path / "out"
+    assert lr0fm_main(["metrics", str(results), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "different LR protocols: paper (8 rows), shorter-side (4 rows)" in err
+    assert "--protocol NAME" in err and "--allow-mixed-protocols" in err
+    assert lr0fm_main(["metrics", str(results), "--output", str(out), "--protocol", "paper", "--quiet"]) == 0
+    with open(out / "summary.csv") as fh:
+        assert [r["model"] for r in csv.DictReader(fh)] == ["m1", "m2"]
+    assert lr0fm_main(["metrics", str(results), "--output", str(out), "--protocol", "square"]) == 2
+    assert "no row was measured with LR protocol 'square'" in capsys.readouterr().err
+    assert lr0fm_main(["metrics", str(results), "--output", str(out), "--allow-mixed-protocols", "--quiet"]) == 0
+    with open(out / "summary.csv") as fh:
+        assert [r["model"] for r in csv.DictReader(fh)] == ["m1 [paper]", "m2", "m1 [shorter-side]"]
+    # rows without a protocol (older tables) and rows with one are mixed too
+    unrecorded = write_csv(tmp_path / "u.csv", paper[:4] + [dict(r, protocol="") for r in HAND[4:]], columns)
+    assert lr0fm_main(["metrics", str(unrecorded), "--output", str(out)]) == 2
+    assert "unrecorded (4 rows)" in capsys.readouterr().err
+
+
+def test_num_classes_paper_is_the_authors_counts():
+    from lr0fm.catalog import AUTHORS_NUM_CLASSES, NUM_CLASSES
+    from lr0fm.metrics.cli import _class_counts
+
+    differ = {d: n for d, n in AUTHORS_NUM_CLASSES.items() if NUM_CLASSES[d] != n}
+    assert differ == {"food101": 102, "fgvc-aircraft": 102}
+    assert AUTHORS_NUM_CLASSES["caltech101"] == NUM_CLASSES["caltech101"] == 102
+    assert _class_counts([("paper", 0), ("food101", 101)]) == {**AUTHORS_NUM_CLASSES, "food101": 101}
+
+
 def synthetic_gammas(num_models=30, seed=0):
     rng = np.random.default_rng(seed)
     skill = rng.normal(size=(num_models, 1))

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from lr0fm.catalog import AUTHORS_NUM_CLASSES
 from lr0fm.metrics import compute_report, load_results
 from lr0fm.metrics.optimize import PAPER_OBJECTIVE, optimize_weights, parse_objective
 from lr0fm.metrics.report import gamma_matrix
@@ -11,8 +12,8 @@ from lr0fm.metrics.weights import DEFAULT_WAR_WEIGHTS
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT / "examples" / "lr0fm66_results.csv"
-# the authors computed Gamma with 102 classes for FGVC Aircraft and Food101 (examples/lr0fm66_num_classes.yaml)
-AUTHORS_CLASSES = {"fgvc-aircraft": 102, "food101": 102}
+# the authors computed Gamma with 102 classes for Caltech101, FGVC Aircraft and Food101 (generate_SAR_WAR.py)
+AUTHORS_CLASSES = AUTHORS_NUM_CLASSES
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ EPILOG = """examples:
       --devices 4 --strategy ddp
   lr0fm benchmark --config configs/benchmark/lr0fm66.yaml
   lr0fm benchmark --list-models 'EVA02*'
+  lr0fm benchmark --list-protocols
 """
 
 
@@ -31,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", "--models", dest="models", nargs="+", action="extend", metavar="SPEC")
     p.add_argument("--dataset", "--datasets", dest="datasets", nargs="+", action="extend", metavar="NAME[=ROOT]")
     p.add_argument("--resolutions", nargs="+", metavar="N|hr", help="default: 16 32 64 128 hr")
+    p.add_argument(
+        "--protocol",
+        help="LR protocol (default paper: per backbone, the chain the LR0.FM authors ran; shorter-side; square); "
+        "see --list-protocols",
+    )
+    p.add_argument("--list-protocols", action="store_true", help="list the LR protocols and chains and exit")
     p.add_argument("--data-root", help="root folder for datasets given without =ROOT")
     p.add_argument("--output", help="output folder (default: lightning_logs/benchmark)")
     p.add_argument("--batch-size", type=int)
@@ -95,14 +102,47 @@ def make_config(args: argparse.Namespace):
     return BenchmarkConfig(**values), weights
 
 
+def model_listing(pattern: str) -> list[str]:
+    """Lines of ``--list-models``: loadable specs, and each paper name with its spec and its LR chain."""
+    from lr0fm.models import list_models
+    from lr0fm.models.paper_backbones import read_paper_backbones
+
+    paper = read_paper_backbones()
+    by_spec = {str(e["spec"]): name for name, e in paper.items() if e.get("spec")}
+    lines = []
+    for name in list_models(pattern):
+        entry = paper.get(name)
+        if entry is None:
+            paper_name = by_spec.get(name)
+            chain = f"  [paper: {paper_name}, protocol {paper[paper_name].get('protocol')}]" if paper_name else ""
+            lines.append(name + chain)
+            continue
+        spec = entry.get("spec") or f"(no loader yet: {entry.get('note', 'needs an adapter')})"
+        lines.append(f"{name}  ->  {spec}  [paper protocol: {entry.get('protocol', '?')}]")
+    return lines
+
+
+def protocol_listing() -> list[str]:
+    """Lines of ``--list-protocols``: the protocols, then the authors' chains with their source files."""
+    from lr0fm.protocols import PAPER_CHAINS, PAPER_TEXT_CHAIN, get_protocol, list_protocols
+
+    lines = ["protocols:"]
+    lines += [f"  {name:<13} {get_protocol(name).summary}" for name in list_protocols()]
+    lines += ["", "chains of the paper protocol (the authors' evaluation scripts):"]
+    for chain in [*PAPER_CHAINS.values(), PAPER_TEXT_CHAIN]:
+        lines += [f"  {chain.name}: {chain.describe()}", f"      source: {chain.source}"]
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``lr0fm benchmark``."""
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.list_models is not None:
-        from lr0fm.models import list_models
-
-        print("\n".join(list_models(args.list_models)))
+        print("\n".join(model_listing(args.list_models)))
+        return 0
+    if args.list_protocols:
+        print("\n".join(protocol_listing()))
         return 0
     if args.list_datasets is not None:
         from lr0fm.datasets import list_datasets

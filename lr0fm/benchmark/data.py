@@ -8,8 +8,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from lr0fm.benchmark.transforms import MultiResolutionTransform
 from lr0fm.datasets.base import CorruptImageError, ZeroShotDataset
+from lr0fm.protocols import ViewTransform
 
 
 class MultiResolutionDataset(Dataset):
@@ -20,7 +20,7 @@ class MultiResolutionDataset(Dataset):
     decides with :func:`check_corrupt` whether to stop or skip.
     """
 
-    def __init__(self, dataset: ZeroShotDataset, transform: MultiResolutionTransform):
+    def __init__(self, dataset: ZeroShotDataset, transform: ViewTransform):
         self.dataset = dataset
         self.transform = transform
 
@@ -101,7 +101,7 @@ class ZeroShotDataModule(L.LightningDataModule):
 
     Args:
         dataset: the evaluation set.
-        transform: the multi-resolution LR protocol transform of the backbone.
+        transform: the multi-resolution view transform of the backbone (its LR protocol's chain).
         batch_size: images per batch (each carries R views).
         num_workers: DataLoader worker processes.
     """
@@ -109,7 +109,7 @@ class ZeroShotDataModule(L.LightningDataModule):
     def __init__(
         self,
         dataset: ZeroShotDataset,
-        transform: MultiResolutionTransform,
+        transform: ViewTransform,
         *,
         batch_size: int = 64,
         num_workers: int = 0,

@@ -15,9 +15,9 @@ import torch.distributed as dist
 from lr0fm.benchmark.classifier import ClassifierCache
 from lr0fm.benchmark.data import MultiResolutionDataset, check_corrupt, make_loader
 from lr0fm.benchmark.scoring import ZeroShotCounts, counts_to_records, predict_top5
-from lr0fm.benchmark.transforms import MultiResolutionTransform, parse_resolutions
 from lr0fm.datasets.base import ZeroShotDataset
 from lr0fm.models.base import Backbone
+from lr0fm.protocols import DEFAULT_PROTOCOL, get_protocol, parse_resolutions
 
 _AUTOCAST = {"bf16-mixed": torch.bfloat16, "bf16": torch.bfloat16, "16-mixed": torch.float16, "16": torch.float16}
 
@@ -42,6 +42,7 @@ def evaluate_backbone(
     datasets: Mapping[str, ZeroShotDataset],
     resolutions: Sequence[int | str],
     *,
+    protocol: str = DEFAULT_PROTOCOL,
     model_name: str | None = None,
     batch_size: int = 64,
     num_workers: int = 0,
@@ -57,13 +58,29 @@ def evaluate_backbone(
     Under ``torch.distributed`` each rank evaluates its own shard (no padding) and the counts are summed
     across ranks, so every rank returns the same records.
 
+    Args:
+        backbone: the model.
+        datasets: evaluation sets by name.
+        resolutions: low resolutions and/or ``"hr"``.
+        protocol: the LR protocol (:func:`lr0fm.protocols.list_protocols`).
+        model_name: ``model`` column (default: the backbone's spec).
+        batch_size: images per batch.
+        num_workers: DataLoader workers.
+        device: where the classifier and the batches go (the backbone must already be there).
+        precision: Lightning-style precision string.
+        cache_dir: text-classifier cache folder.
+        cache: an existing classifier cache (overrides ``cache_dir``).
+        skip_corrupt: skip undecodable images instead of stopping.
+
     Returns:
-        results-table records: ``model, dataset, resolution, top1, top5, num_samples, num_classes``.
+        results-table records: ``model, dataset, resolution, protocol, chain, top1, top5, num_samples,
+        num_classes``.
     """
     device = torch.device(device)
     resolutions = parse_resolutions(resolutions)
     cache = cache or ClassifierCache(cache_dir)
-    transform = MultiResolutionTransform(backbone.preprocess, resolutions)
+    lr_protocol = get_protocol(protocol)
+    transform = lr_protocol.transform(backbone, resolutions)
     rank, world = _dist()
     records: list[dict] = []
     for name, dataset in datasets.items():
@@ -91,6 +108,8 @@ def evaluate_backbone(
             dataset=name,
             resolutions=resolutions,
             num_classes=int(classifier.shape[0]),
+            protocol=protocol,
+            chain=transform.chain.name,
         )
     return records
 

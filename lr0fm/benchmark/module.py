@@ -24,6 +24,8 @@ class ZeroShotModule(L.LightningModule):
         resolutions: resolution of each view, in the order the transform produces them.
         model_name: ``model`` column of the records.
         dataset_name: ``dataset`` column of the records.
+        protocol: ``protocol`` column of the records (the LR protocol's name).
+        chain: ``chain`` column of the records (the LR chain the protocol chose for this backbone).
         keep_predictions: also gather per-sample predictions.
         skip_corrupt: skip undecodable images (counted) instead of stopping with the file's name.
     """
@@ -36,6 +38,8 @@ class ZeroShotModule(L.LightningModule):
         *,
         model_name: str,
         dataset_name: str,
+        protocol: str | None = None,
+        chain: str | None = None,
         keep_predictions: bool = True,
         skip_corrupt: bool = False,
     ) -> None:
@@ -45,6 +49,7 @@ class ZeroShotModule(L.LightningModule):
         self.resolutions = list(resolutions)
         self.model_name = model_name
         self.dataset_name = dataset_name
+        self.protocol, self.chain = protocol, chain
         self.skip_corrupt = skip_corrupt
         self.counts = ZeroShotCounts(len(self.resolutions), keep_predictions)
         self.records: list[dict] = []
@@ -77,6 +82,8 @@ class ZeroShotModule(L.LightningModule):
             dataset=self.dataset_name,
             resolutions=self.resolutions,
             num_classes=int(self.classifier.shape[0]),
+            protocol=self.protocol,
+            chain=self.chain,
         )
         if "indices" in result:  # torchmetrics squeezes one-element outputs (a one-image dataset): unsqueeze
             preds = result["preds"]

@@ -14,7 +14,10 @@ from pathlib import Path
 
 import torch
 
-RESULT_COLUMNS = ["model", "dataset", "resolution", "top1", "top5", "num_samples", "num_classes", "num_skipped"]
+RESULT_COLUMNS = [
+    "model", "dataset", "resolution", "protocol", "chain", "top1", "top5", "num_samples", "num_classes",
+    "num_skipped",
+]  # fmt: skip
 
 
 def slug(text: str) -> str:
@@ -48,9 +51,13 @@ class ResultsStore:
                 continue  # a line cut by a kill: that run is simply redone
         return out
 
-    def done(self) -> set[tuple[str, str, str]]:
-        """``(model, dataset, resolution)`` cells already measured (resolution as a string)."""
-        return {(r["model"], r["dataset"], str(r["resolution"])) for r in self.records()}
+    def done(self) -> set[tuple[str, str, str, str | None]]:
+        """``(model, dataset, resolution, protocol)`` cells already measured (resolution as a string).
+
+        Rows written before results recorded their protocol have protocol ``None``: they match no
+        protocol, so a rerun measures those cells again under the protocol it asks for.
+        """
+        return {(r["model"], r["dataset"], str(r["resolution"]), r.get("protocol")) for r in self.records()}
 
     def append(self, records: Iterable[dict]) -> None:
         """Append records to the JSON Lines file, then rewrite the CSV from it (atomically)."""

@@ -14,7 +14,7 @@ from lr0fm.benchmark.classifier import ClassifierCache
 from lr0fm.benchmark.data import ZeroShotDataModule
 from lr0fm.benchmark.module import ZeroShotModule
 from lr0fm.benchmark.outputs import ResultsStore, plot_accuracy_vs_resolution, slug, write_predictions
-from lr0fm.benchmark.transforms import MultiResolutionTransform, parse_resolutions
+from lr0fm.protocols import DEFAULT_PROTOCOL, PAPER_TEXT_CHAIN, get_protocol, parse_resolutions
 
 DEFAULT_RESOLUTIONS = (16, 32, 64, 128, "hr")
 
@@ -27,6 +27,8 @@ class BenchmarkConfig:
         models: backbone specs (see ``lr0fm benchmark --list-models``).
         datasets: ``NAME`` or ``NAME=ROOT`` (canonical, ``toy-*``, ``folder:/path``, ``wds:/path``).
         resolutions: low resolutions and/or ``hr``.
+        protocol: LR protocol (``paper``: the authors' chain of each paper backbone; ``shorter-side``;
+            ``square``), recorded in every row.
         output: output folder (results, predictions, summary, plot, TensorBoard).
         data_root: root for datasets given without ``=ROOT``.
         batch_size: images per batch (each scored at every resolution).
@@ -47,6 +49,7 @@ class BenchmarkConfig:
     models: list[str]
     datasets: list[str]
     resolutions: list = field(default_factory=lambda: list(DEFAULT_RESOLUTIONS))
+    protocol: str = DEFAULT_PROTOCOL
     output: str = "lightning_logs/benchmark"
     data_root: str | None = None
     batch_size: int = 64
@@ -111,6 +114,7 @@ def run_benchmark(config: BenchmarkConfig, *, log=print) -> list[dict]:
 
     _quiet_lightning()
     resolutions = parse_resolutions(config.resolutions)
+    protocol = get_protocol(config.protocol)
     output = Path(config.output)
     store = ResultsStore(output)
     precision = resolve_precision(config.precision, config.accelerator)
@@ -125,7 +129,9 @@ def run_benchmark(config: BenchmarkConfig, *, log=print) -> list[dict]:
     for spec in config.models:
         label = model_label(spec, config.lr_tokens)
         done = store.done() if config.skip_existing else set()
-        pending = {name: [r for r in resolutions if (label, name, str(r)) not in done] for name in datasets}
+        pending = {
+            name: [r for r in resolutions if (label, name, str(r), protocol.name) not in done] for name in datasets
+        }
         pending = {k: v for k, v in pending.items() if v}
         if not pending:
             log(f"skip {label}: every dataset and resolution is already in {store.csv_path}")
@@ -136,8 +142,15 @@ def run_benchmark(config: BenchmarkConfig, *, log=print) -> list[dict]:
 
             load_lr_tokens(config.lr_tokens, backbone)
         backbone.eval()
+        chain = protocol.chain(backbone)
+        log(f"{label}: LR protocol {protocol.name!r} -> chain {chain.name!r}: {chain.describe()}")
+        if chain is PAPER_TEXT_CHAIN:
+            log(
+                f"note: {label} is not one of the paper's 66 backbones, so protocol 'paper' follows the paper's "
+                "text for it (square n x n bicubic, then the model's own preprocessing)"
+            )
         device = _classifier_device(config.accelerator)
-        logger = TensorBoardLogger(save_dir=str(output), name="tensorboard", version=slug(label))
+        logger = TensorBoardLogger(save_dir=str(output), name="tensorboard", version=f"{slug(label)}.{protocol.name}")
         for name, todo in pending.items():
             dataset = datasets[name]
             # every Trainer.validate ends by moving the module (and so the backbone) to the CPU: bring it back
@@ -150,12 +163,14 @@ def run_benchmark(config: BenchmarkConfig, *, log=print) -> list[dict]:
                 todo,
                 model_name=label,
                 dataset_name=name,
+                protocol=protocol.name,
+                chain=chain.name,
                 keep_predictions=config.predictions,
                 skip_corrupt=config.skip_corrupt,
             )
             data = ZeroShotDataModule(
                 dataset,
-                MultiResolutionTransform(backbone.preprocess, todo),
+                protocol.transform(backbone, todo),
                 batch_size=config.batch_size,
                 num_workers=config.workers,
             )
@@ -173,7 +188,7 @@ def run_benchmark(config: BenchmarkConfig, *, log=print) -> list[dict]:
             if trainer.is_global_zero:
                 store.append(module.records)
                 if config.predictions:
-                    path = output / "predictions" / slug(label) / f"{slug(name)}.jsonl"
+                    path = output / "predictions" / protocol.name / slug(label) / f"{slug(name)}.jsonl"
                     ids = [dataset.sample_id(i) for i in range(len(dataset))]
                     write_predictions(path, module.predictions, todo, ids)
                 accs = ", ".join(f"{r['resolution']}: {100 * r['top1']:.1f}%" for r in module.records)
@@ -183,12 +198,16 @@ def run_benchmark(config: BenchmarkConfig, *, log=print) -> list[dict]:
 
 
 def finalize(config: BenchmarkConfig, *, log=print, weights: str | None = None) -> str | None:
-    """Write ACC/SAR/WAR (``OUTPUT/metrics``), ``OUTPUT/summary.md`` and the accuracy plot; return the Markdown."""
+    """Write ACC/SAR/WAR (``OUTPUT/metrics``), ``OUTPUT/summary.md`` and the accuracy plot; return the Markdown.
+
+    Only the rows of this run's protocol enter the summary and the plot (a folder may hold rows of several
+    protocols: they are never ranked together).
+    """
     from lr0fm.metrics import ResultsTable, compute_report, load_weights
     from lr0fm.metrics.markdown import report_markdown
 
     output = Path(config.output)
-    records = ResultsStore(output).records()
+    records = [r for r in ResultsStore(output).records() if r.get("protocol") == config.protocol]
     if not records:
         return None
     plot = plot_accuracy_vs_resolution(records, output / "accuracy_vs_resolution.png")

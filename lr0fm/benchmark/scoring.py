@@ -87,8 +87,10 @@ def counts_to_records(
     dataset: str,
     resolutions: Sequence,
     num_classes: int,
+    protocol: str | None = None,
+    chain: str | None = None,
 ) -> list[dict]:
-    """One results-table record per resolution."""
+    """One results-table record per resolution (with the LR protocol and chain when given)."""
     total = int(counts["total"])
     # torchmetrics squeezes one-element outputs of compute(): with one resolution the counts are 0-dim
     top1, top5 = counts["top1"].reshape(-1), counts["top5"].reshape(-1)
@@ -98,6 +100,8 @@ def counts_to_records(
             "model": model,
             "dataset": dataset,
             "resolution": res,
+            **({"protocol": protocol} if protocol is not None else {}),
+            **({"chain": chain} if chain is not None else {}),
             "top1": int(top1[i]) / total if total else float("nan"),
             "top5": int(top5[i]) / total if total else float("nan"),
             "num_samples": total,

@@ -21,9 +21,9 @@ from lightning.pytorch.callbacks import Callback
 
 from lr0fm.benchmark.classifier import ClassifierCache
 from lr0fm.benchmark.engine import evaluate_backbone
-from lr0fm.benchmark.transforms import parse_resolutions
 from lr0fm.datasets import ZeroShotDataset, build_dataset
 from lr0fm.metrics import DEFAULT_WAR_WEIGHTS, ResultsTable, compute_report
+from lr0fm.protocols import DEFAULT_PROTOCOL, parse_resolutions
 
 STUDENT, TEACHER = "student", "teacher"
 
@@ -74,6 +74,7 @@ class ZeroShotBenchmark(Callback):
         num_workers: DataLoader workers of the benchmark.
         weights: WAR weights per dataset (default: see :func:`robustness_metrics`).
         cache_dir: on-disk cache of the text classifiers.
+        protocol: LR protocol of the views (default ``paper``: the authors' chain of the backbone).
 
     """
 
@@ -87,6 +88,7 @@ class ZeroShotBenchmark(Callback):
         num_workers: int = 0,
         weights: dict[str, float] | None = None,
         cache_dir: str | None = None,
+        protocol: str = DEFAULT_PROTOCOL,
     ) -> None:
         if not datasets:
             raise ValueError("ZeroShotBenchmark needs at least one dataset, e.g. datasets: [toy-texture]")
@@ -94,7 +96,7 @@ class ZeroShotBenchmark(Callback):
         self.resolutions = parse_resolutions([*(resolutions or [16, 32]), "hr"])
         self.root, self.max_samples = root, max_samples
         self.batch_size, self.num_workers = batch_size, num_workers
-        self.weights, self.cache_dir = weights, cache_dir
+        self.weights, self.cache_dir, self.protocol = weights, cache_dir, protocol
         self._datasets: dict[str, ZeroShotDataset] | None = None
         self._teacher: list[dict] | None = None
         self._cache: ClassifierCache | None = None
@@ -110,6 +112,7 @@ class ZeroShotBenchmark(Callback):
             pl_module.backbone,
             self._datasets,
             self.resolutions,
+            protocol=self.protocol,
             model_name=STUDENT,
             batch_size=self.batch_size,
             num_workers=self.num_workers,
@@ -134,7 +137,8 @@ class ZeroShotBenchmark(Callback):
     def _teacher_records(self, trainer: L.Trainer, pl_module: Any) -> list[dict]:
         if pl_module.teacher is not None:  # unfrozen blocks: the teacher is a separate frozen instance
             return evaluate_backbone(
-                pl_module.teacher, self._datasets, self.resolutions, model_name=TEACHER, batch_size=self.batch_size,
+                pl_module.teacher, self._datasets, self.resolutions, protocol=self.protocol, model_name=TEACHER,
+                batch_size=self.batch_size,
                 num_workers=self.num_workers, device=pl_module.device, precision=str(trainer.precision),
             )
         with pl_module.tokens.disabled():

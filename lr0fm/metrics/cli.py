@@ -10,6 +10,8 @@ from pathlib import Path
 from lr0fm.metrics.robustness import DEFAULT_ALPHA
 
 OPTIMIZE = "optimize-weights"
+#: ``--num-classes paper``: the class counts of the authors' MetaData/generate_SAR_WAR.py
+PAPER_CLASS_COUNTS = "paper"
 
 
 def _key_value(text: str, what: str) -> tuple[str, str]:
@@ -20,6 +22,8 @@ def _key_value(text: str, what: str) -> tuple[str, str]:
 
 
 def _num_classes_arg(text: str) -> tuple[str, int]:
+    if text == PAPER_CLASS_COUNTS:
+        return text, 0
     name, value = _key_value(text, "DATASET=N")
     try:
         count = int(value)
@@ -44,7 +48,15 @@ def _common(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="DATASET=N",
-        help="class count of a dataset where the table has no num_classes column (repeatable)",
+        help="class count of a dataset where the table has no num_classes column (repeatable); 'paper' sets the "
+        "counts of the authors' generate_SAR_WAR.py (102 for caltech101, food101, fgvc-aircraft and flowers102)",
+    )
+    parser.add_argument("--protocol", help="use only the rows measured with this LR protocol (e.g. paper)")
+    parser.add_argument(
+        "--allow-mixed-protocols",
+        action="store_true",
+        help="rank rows of different LR protocols together "
+        "(a model measured under several is named 'MODEL [protocol]')",
     )
     parser.add_argument(
         "--allow-missing", action="store_true", help="aggregate models that lack some datasets over what exists"
@@ -107,7 +119,17 @@ def build_optimize_parser() -> argparse.ArgumentParser:
 def _load_table(args):
     from lr0fm.metrics.table import load_results
 
-    return load_results(args.results)
+    return load_results(args.results, protocol=args.protocol, allow_mixed_protocols=args.allow_mixed_protocols)
+
+
+def _class_counts(pairs: list[tuple[str, int]]) -> dict[str, int]:
+    """``--num-classes`` values as a mapping (``paper`` expands to the authors' counts; later flags win)."""
+    from lr0fm.catalog import AUTHORS_NUM_CLASSES
+
+    counts: dict[str, int] = {}
+    for name, value in pairs:
+        counts.update(AUTHORS_NUM_CLASSES if name == PAPER_CLASS_COUNTS else {name: value})
+    return counts
 
 
 def run_metrics(args: argparse.Namespace) -> int:
@@ -123,7 +145,7 @@ def run_metrics(args: argparse.Namespace) -> int:
         table,
         weights=weights,
         alpha=args.alpha,
-        num_classes=dict(args.num_classes),
+        num_classes=_class_counts(args.num_classes),
         allow_missing=args.allow_missing,
         references=references,
     )
@@ -148,7 +170,7 @@ def run_optimize(args: argparse.Namespace) -> int:
     if args.resolution not in table.resolutions:
         raise ValueError(f"--resolution {args.resolution}: the table has resolutions {table.resolutions}")
     report = compute_report(
-        table, alpha=args.alpha, num_classes=dict(args.num_classes), allow_missing=args.allow_missing
+        table, alpha=args.alpha, num_classes=_class_counts(args.num_classes), allow_missing=args.allow_missing
     )
     datasets = table.datasets
     by_cell = {(s.model, s.dataset, s.resolution): s for s in report.per_dataset}

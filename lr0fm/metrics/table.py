@@ -1,8 +1,12 @@
 """Results tables: one row per (model, dataset, resolution) with its zero-shot top-1 accuracy.
 
 Columns: ``model``, ``dataset``, ``resolution`` (an integer pixel size, or ``hr`` for the model's native
-resolution), ``top1`` (a fraction in [0, 1]), optional ``top5``, ``num_samples``, ``num_classes``; other
-columns are kept but ignored. Stored as CSV or JSON Lines; the benchmark writes the same format.
+resolution), ``top1`` (a fraction in [0, 1]), optional ``protocol`` (the LR protocol the row was measured
+with), ``top5``, ``num_samples``, ``num_classes``; other columns are kept but ignored. Stored as CSV or JSON
+Lines; the benchmark writes the same format.
+
+Rows measured with different LR protocols are not comparable: :func:`select_protocol` refuses to put them
+in one table unless asked to, and then names each model after its protocol.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import csv
 import json
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +42,7 @@ class ResultRow:
         top5: optional top-5 accuracy in [0, 1].
         num_samples: optional number of evaluated images.
         num_classes: optional size of the classifier used.
+        protocol: optional LR protocol the row was measured with (``None``: not recorded).
         where: where the row came from (``file:line``), for error messages.
     """
 
@@ -48,6 +53,7 @@ class ResultRow:
     top5: float | None = None
     num_samples: int | None = None
     num_classes: int | None = None
+    protocol: str | None = None
     where: str = ""
 
 
@@ -93,6 +99,7 @@ def _row_from_record(record: dict[str, Any], where: str) -> ResultRow:
         top5=_optional_number(record.get("top5"), float, "top5", where),
         num_samples=_optional_number(record.get("num_samples"), int, "num_samples", where),
         num_classes=_optional_number(record.get("num_classes"), int, "num_classes", where),
+        protocol=str(record["protocol"]).strip() if record.get("protocol") not in (None, "") else None,
         where=where,
     )
 
@@ -119,7 +126,7 @@ def _read_records(path: Path) -> Iterator[tuple[dict[str, Any], str]]:
     if absent:
         raise ResultsTableError(
             f"{path.name}: missing column(s) {', '.join(absent)}; a results table needs the columns "
-            f"{', '.join(REQUIRED_COLUMNS)} (optional: top5, num_samples, num_classes); found {header}"
+            f"{', '.join(REQUIRED_COLUMNS)} (optional: protocol, top5, num_samples, num_classes); found {header}"
         )
     for lineno, record in enumerate(reader, start=2):
         yield {k.strip(): v for k, v in record.items() if k is not None}, f"{path.name}:{lineno}"
@@ -167,10 +174,23 @@ class ResultsTable:
         )
 
     @classmethod
-    def from_records(cls, records: Iterable[dict[str, Any]], source: str = "<records>") -> ResultsTable:
-        """Build from dict records (e.g. what the benchmark produced in memory)."""
+    def from_records(
+        cls,
+        records: Iterable[dict[str, Any]],
+        source: str = "<records>",
+        *,
+        protocol: str | None = None,
+        allow_mixed_protocols: bool = False,
+    ) -> ResultsTable:
+        """Build from dict records (e.g. what the benchmark produced in memory); see :func:`select_protocol`."""
         rows = [_row_from_record(dict(r), f"{source}:{i}") for i, r in enumerate(records, start=1)]
+        rows = select_protocol(rows, protocol, allow_mixed_protocols, source)
         return cls(rows, source)
+
+    @property
+    def protocols(self) -> list[str | None]:
+        """LR protocols of the rows, in order of first appearance (``None``: not recorded)."""
+        return list(dict.fromkeys(r.protocol for r in self.rows))
 
     @property
     def models(self) -> list[str]:
@@ -193,12 +213,74 @@ class ResultsTable:
         return self._index.get((model, dataset, resolution))
 
 
-def load_results(path: str | Path) -> ResultsTable:
-    """Read and validate a results table (CSV, or JSON Lines by extension or content)."""
+def _protocol_name(protocol: str | None) -> str:
+    return protocol if protocol is not None else "unrecorded"
+
+
+def select_protocol(
+    rows: list[ResultRow], protocol: str | None = None, allow_mixed: bool = False, source: str = ""
+) -> list[ResultRow]:
+    """Keep the rows of one LR protocol, or refuse a table that mixes protocols.
+
+    Args:
+        rows: the table's rows.
+        protocol: keep only the rows of this protocol.
+        allow_mixed: accept several protocols; a model measured under more than one of them is then named
+            ``MODEL [protocol]`` in each, so its rows stay apart.
+        source: the table's name, for messages.
+
+    Raises:
+        ResultsTableError: no row has ``protocol``, or the rows mix protocols and ``allow_mixed`` is false.
+
+    """
+    counts: dict[str | None, int] = {}
+    for row in rows:
+        counts[row.protocol] = counts.get(row.protocol, 0) + 1
+    present = ", ".join(f"{_protocol_name(p)} ({n} rows)" for p, n in counts.items())
+    if protocol is not None:
+        kept = [r for r in rows if r.protocol == protocol]
+        if not kept:
+            raise ResultsTableError(
+                f"{source}: no row was measured with LR protocol {protocol!r}; the table has {present}"
+            )
+        return kept
+    if len(counts) <= 1:
+        return rows
+    if not allow_mixed:
+        raise ResultsTableError(
+            f"{source}: the rows were measured with different LR protocols: {present}. Accuracies of different "
+            "protocols are not comparable, so they are not ranked or correlated together: pass --protocol NAME to "
+            "use one of them, or --allow-mixed-protocols to rank them anyway (a model measured under several "
+            "protocols is then named 'MODEL [protocol]')."
+        )
+    per_model: dict[str, set[str | None]] = {}
+    for row in rows:
+        per_model.setdefault(row.model, set()).add(row.protocol)
+    return [
+        replace(row, model=f"{row.model} [{_protocol_name(row.protocol)}]") if len(per_model[row.model]) > 1 else row
+        for row in rows
+    ]
+
+
+def load_results(
+    path: str | Path, *, protocol: str | None = None, allow_mixed_protocols: bool = False
+) -> ResultsTable:
+    """Read and validate a results table (CSV, or JSON Lines by extension or content).
+
+    Args:
+        path: the table.
+        protocol: keep only the rows of this LR protocol.
+        allow_mixed_protocols: accept rows of several protocols (see :func:`select_protocol`).
+
+    Raises:
+        ResultsTableError: a missing or malformed table, or one that mixes protocols without
+            ``allow_mixed_protocols``.
+
+    """
     path = Path(path)
     if not path.is_file():
         raise ResultsTableError(f"results table {str(path)!r} does not exist")
     rows = [_row_from_record(record, where) for record, where in _read_records(path)]
     if not rows:
         raise ResultsTableError(f"results table {str(path)!r} has no rows")
-    return ResultsTable(rows, str(path))
+    return ResultsTable(select_protocol(rows, protocol, allow_mixed_protocols, path.name), str(path))

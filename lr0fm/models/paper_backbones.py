@@ -1,6 +1,7 @@
-"""The LR0.FM paper's 66 backbones, read from ``configs/backbones/lr0fm66.yaml``.
+"""The LR0.FM paper's 66 backbones, read from the packaged ``lr0fm/resources/backbones/lr0fm66.yaml``.
 
-Each entry has a ``name`` (as in the paper's result tables), a ``family`` and either a ``spec`` that
+Each entry has a ``name`` (as in the paper's result tables), a ``family``, a ``protocol`` (the name of the
+authors' LR chain for it, see :mod:`lr0fm.protocols.paper_chains`) and either a ``spec`` that
 :func:`lr0fm.models.load_backbone` understands or ``needs_adapter: true`` with a ``note``. The file may be
 a list of entries or a mapping with a ``backbones`` list.
 """
@@ -12,8 +13,8 @@ from typing import Any
 
 import yaml
 
-#: Default location of the paper's backbone table, relative to the repository root.
-DEFAULT_PAPER_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "backbones" / "lr0fm66.yaml"
+#: The paper's backbone table, shipped with the package.
+DEFAULT_PAPER_CONFIG = Path(__file__).resolve().parents[1] / "resources" / "backbones" / "lr0fm66.yaml"
 
 
 def read_paper_backbones(path: str | Path | None = None) -> dict[str, dict[str, Any]]:

@@ -28,7 +28,7 @@ def list_models(pattern: str = "*", *, paper_config: str | Path | None = None) -
     """List loadable backbone names matching an fnmatch ``pattern`` (case-insensitive).
 
     The names are every open_clip ``ARCH:TAG`` pretrained pair, the builtins (:data:`BUILTINS`) and the
-    paper's backbone names from ``configs/backbones/lr0fm66.yaml`` (when present).
+    paper's backbone names from ``lr0fm/resources/backbones/lr0fm66.yaml`` (when present).
 
     Args:
         pattern: wildcard pattern, e.g. ``"ViT-B-16*:*laion*"`` or ``"*SigLIP*"``.
@@ -84,12 +84,12 @@ def load_backbone(
         precision: ``"fp32"`` (default), ``"fp16"`` or ``"bf16"``; open_clip models also accept
             ``"pure_fp16"``/``"pure_bf16"``.
         paper_config: backbone table to resolve paper names from (default:
-            ``configs/backbones/lr0fm66.yaml``).
+            ``lr0fm/resources/backbones/lr0fm66.yaml``).
 
     Returns:
         The backbone (``spec`` is the resolved spec string); ``info`` holds ``arch``, ``tag``,
-        ``num_params``, ``image_size`` and, when the spec or name is in the paper's table, ``paper_name``
-        and ``paper_family``.
+        ``num_params``, ``image_size`` and, when the spec or name is in the paper's table, ``paper_name``,
+        ``paper_family`` and ``paper_protocol`` (the authors' LR chain, see :mod:`lr0fm.protocols`).
 
     Raises:
         ValueError: unknown spec, architecture or tag (with close matches and the accepted forms), or a
@@ -115,7 +115,10 @@ def load_backbone(
     loader = load_blip if isinstance(parsed, BlipSpec) else load_open_clip
     backbone = loader(parsed, name=spec, device=device, seed=seed, cache_dir=cache_dir, precision=precision)
     if paper_name is not None:
-        backbone.info.update(paper_name=paper_name, paper_family=paper[paper_name].get("family"))
+        entry = paper[paper_name]
+        backbone.info.update(
+            paper_name=paper_name, paper_family=entry.get("family"), paper_protocol=entry.get("protocol")
+        )
     return backbone
 
 __all__ = ["BUILTINS", "SPEC_FORMS", "list_models", "load_backbone"]

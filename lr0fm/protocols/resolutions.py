@@ -1,0 +1,35 @@
+"""Resolutions of the LR0.FM benchmark: low sides in pixels, and ``"hr"`` for the model's native input."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+#: The native (high) resolution of a backbone.
+HR = "hr"
+#: A low resolution in pixels, or :data:`HR`.
+Resolution = int | str
+
+
+def parse_resolutions(values: Sequence[Any]) -> list[Resolution]:
+    """Normalise ``["16", 32, "HR"]`` to ``[16, 32, "hr"]`` (order kept, duplicates removed).
+
+    Raises:
+        ValueError: a value is neither a positive integer nor ``hr``/``native``.
+
+    """
+    out: list[Resolution] = []
+    for v in values:
+        text = str(v).strip().lower()
+        if text in (HR, "native"):
+            res: Resolution = HR
+        else:
+            try:
+                res = int(text)
+            except ValueError:
+                raise ValueError(f"resolution {v!r} is neither a positive integer pixel size nor 'hr'") from None
+            if res <= 0:
+                raise ValueError(f"resolution {v!r} must be a positive integer pixel size or 'hr'")
+        if res not in out:
+            out.append(res)
+    return out
