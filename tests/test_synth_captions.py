@@ -120,10 +120,12 @@ def test_truncated_image_is_invalid_and_atomic_write_leaves_no_temp(tmp_path):
 
 
 def test_paper_config_and_flag_overrides(tmp_path):
+    shipped = config_from_args(["--config", "configs/synth/paper_7k.yaml", "--output", "o"])
+    assert (shipped.captions, shipped.num_captions, shipped.images_per_caption) == ("paper", None, 30)
     config = config_from_args(
-        ["--config", "configs/synth/pixart_7k.yaml", "--captions", "c.tsv", "--output", "o", "--shard", "1/4"]
+        ["--config", "configs/synth/paper_7k.yaml", "--captions", "c.tsv", "--output", "o", "--shard", "1/4"]
     )
-    assert (config.num_captions, config.images_per_caption) == (7000, 30)
+    assert (config.captions, config.num_captions, config.images_per_caption) == ("c.tsv", None, 30)
     assert (config.pipeline, config.dtype, config.shard) == (
         "PixArt-alpha/PixArt-XL-2-1024-MS",
         "float16",
@@ -137,3 +139,30 @@ def test_paper_config_and_flag_overrides(tmp_path):
         config_from_args([])
     with pytest.raises(SynthError, match="batch_size must be a positive integer"):
         SynthConfig(captions="c", output="o", batch_size=0)
+
+
+#: the LR0.FM authors' published caption files (shyammarjit/LR0.FM, Captions/, commit aabd8b8)
+AUTHORS_SHA256 = {
+    "caption_2k.txt": "28748cc25bc8f34d66bf1c67d3001d0f6de4b23e607e6f969bd08b5f670b0459",
+    "caption_5k.txt": "80e7cc9ec716b26320cb0f2916f11f51434e8d031666498c887230b4d2c78b3b",
+}
+
+
+def test_paper_captions_are_exactly_the_authors_7000(tmp_path):
+    from lr0fm.synth.captions import _PACKAGED
+
+    for name, digest in AUTHORS_SHA256.items():  # the shipped files are the published ones, byte for byte
+        assert hashlib.sha256((_PACKAGED / name).read_bytes()).hexdigest() == digest
+    captions = sample_captions(read_caption_file("paper"), None, seed=0)
+    assert len(captions) == 7000 and [c.caption_id for c in captions] == list(range(7000))
+    # as the authors' training code reads them: 2K lines without the last one, then the 5K lines, stripped
+    with (_PACKAGED / "caption_2k.txt").open(encoding="utf-8") as handle:
+        two_k = [line.strip() for line in handle.readlines()[:-1]]
+    with (_PACKAGED / "caption_5k.txt").open(encoding="utf-8") as handle:
+        five_k = [line.strip() for line in handle.readlines()]
+    assert [c.text for c in captions] == two_k + five_k
+    assert len({c.text for c in captions}) == 6915  # repeated captions keep one id per line, as their labels
+    assert [c.text for c in sample_captions(read_caption_file("paper-2k"), None, 0)] == two_k
+    # the synth run writes them unchanged into captions.tsv
+    write_captions_tsv(tmp_path, captions)
+    assert load_captions_tsv(tmp_path / "captions.tsv") == captions

@@ -206,3 +206,18 @@ def test_read_only_output_dir(caption_file, tmp_path):
             generate(_config(caption_file, read_only))
     finally:
         read_only.chmod(0o700)
+
+
+def test_cli_captions_paper_generates_from_the_authors_captions(pipeline_dir, tmp_path, capsys):
+    from lr0fm.synth.captions import paper_captions
+
+    out = tmp_path / "paper"
+    argv = ["synth", "--captions", "paper", "--output", str(out), "--pipeline", str(pipeline_dir)]
+    argv += ["--images-per-caption", "1", "--steps", "2", "--device", "cpu", "--dtype", "float32"]
+    argv += ["--call-kwargs", json.dumps(TINY_CALL), "--no-progress", "--shard", "0/2000"]  # 4 of the 7,000
+    assert lr0fm_main(argv) == 0
+    rows = (out / "captions.tsv").read_text("utf-8").splitlines()[1:]
+    assert len(rows) == 7000  # every caption gets its id, whichever shard generates it
+    assert [row.split("\t", 2)[2] for row in rows] == [text for _, text in paper_captions()]
+    records = read_manifest(out)
+    assert len(records) == 4 and all(r["caption"] == paper_captions()[r["caption_id"]][1] for r in records)

@@ -11,6 +11,9 @@ from lr0fm.synth.seeds import caption_rank_key
 
 #: Name of the caption list inside the output directory.
 CAPTIONS_FILE = "captions.tsv"
+#: ``--captions`` names of the packaged caption sets of the LR0.FM authors (``lr0fm/resources/captions``).
+PAPER_CAPTION_SETS = ("paper", "paper-2k")
+_PACKAGED = Path(__file__).resolve().parents[1] / "resources" / "captions"
 _HEADER = "caption_id\tsource_line\tcaption"
 
 
@@ -30,16 +33,40 @@ class Caption:
     text: str
 
 
+def paper_captions(name: str = "paper") -> list[tuple[int, str]]:
+    """The LR0.FM authors' captions as ``(1-based position, text)``, exactly as their training code reads them.
+
+    ``paper``: the 7,000 of ``caption_2k.txt`` (``readlines()[:-1]``, dropping its closing one-space line)
+    followed by ``caption_5k.txt``, each ``strip()``-ed (``EVA/EVA-CLIP/rei/training/data_train.py``), so
+    position ``i`` is their caption label ``i - 1``; ``paper-2k``: the first 2,000 (the 2K ablation).
+
+    Raises:
+        SynthError: unknown name.
+
+    """
+    if name not in PAPER_CAPTION_SETS:
+        raise SynthError(f"unknown caption set {name!r}; expected one of {', '.join(PAPER_CAPTION_SETS)}")
+    with (_PACKAGED / "caption_2k.txt").open(encoding="utf-8") as handle:
+        lines = handle.readlines()[:-1]
+    if name == "paper":
+        with (_PACKAGED / "caption_5k.txt").open(encoding="utf-8") as handle:
+            lines += handle.readlines()
+    return [(number, line.strip()) for number, line in enumerate(lines, start=1)]
+
+
 def read_caption_file(path: str | Path) -> list[tuple[int, str]]:
     """Non-empty captions of a file as ``(1-based line number, text)``.
 
     Plain text files hold one caption per line; Conceptual Captions TSV files hold
-    ``caption<TAB>url`` per line, of which only the caption is kept.
+    ``caption<TAB>url`` per line, of which only the caption is kept. ``paper`` and ``paper-2k`` name the
+    packaged captions of the LR0.FM authors (:func:`paper_captions`).
 
     Raises:
         SynthError: if the file is missing, not UTF-8 or holds no caption.
 
     """
+    if str(path) in PAPER_CAPTION_SETS and not Path(path).exists():
+        return paper_captions(str(path))
     path = Path(path)
     if not path.is_file():
         raise SynthError(

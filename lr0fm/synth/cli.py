@@ -31,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", help="YAML file of settings (keys as the options, '_' or '-'); flags override it"
     )
     p.add_argument(
-        "--captions", help="caption file: one caption per line, or Conceptual Captions caption<TAB>url"
+        "--captions",
+        help="caption file (one caption per line, or Conceptual Captions caption<TAB>url), or 'paper' / "
+        "'paper-2k': the LR0.FM authors' 7,000 / 2,000 captions shipped with lr0fm",
     )
     p.add_argument("--output", help="output directory")
     p.add_argument("--num-captions", type=int, help="captions to sample without replacement (default: all)")

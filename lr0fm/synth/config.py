@@ -22,7 +22,8 @@ class SynthConfig:
 
     Attributes:
         captions: caption file: one caption per line, or a Conceptual Captions TSV
-            (``caption<TAB>url``; only the text before the first tab is used).
+            (``caption<TAB>url``; only the text before the first tab is used); or ``paper`` /
+            ``paper-2k``, the LR0.FM authors' 7,000 / 2,000 captions shipped with lr0fm.
         output: output directory (created if missing).
         num_captions: how many captions to sample without replacement; ``None`` keeps all, in file order.
         seed: global seed of caption sampling and of every image's seed.
