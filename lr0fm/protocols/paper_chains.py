@@ -19,108 +19,78 @@ _CLIP_BENCHMARK = (
     "(run by CLIP_benchmark/zero_shot_classification.py; CLIP_benchmark/README.md lists the backbones)"
 )
 
+
+def _square(name: str, normalize: str, source: str) -> Chain:
+    """``Resize((n, n))`` then ``Resize((S, S))``, no crop; the top row is the chain at ``n = 224``."""
+    return Chain(name, down="square", up="squash", hr_resolution=224, normalize=normalize, source=source)
+
+
+def _aspect(name: str, source: str, hr_resolution: int | None = 224) -> Chain:
+    """``Resize(n)`` then ``Resize(S)`` + ``CenterCrop(S)``, OpenAI normalisation."""
+    return Chain(
+        name, down="shorter", up="shorter-crop", hr_resolution=hr_resolution, normalize="openai", source=source
+    )
+
+
 #: The authors' chains by name.
 PAPER_CHAINS: dict[str, Chain] = {
     chain.name: chain
     for chain in (
-        Chain(
+        _aspect(
             "openai-clip",
-            down="shorter",
-            up="shorter-crop",
+            "CLIP/clip/clip.py: resolution_transform (LR) and _transform (HR), run by CLIP/resolution_zero_shot.py "
+            "(its '!= 224' check keeps the top row native for every input size)",
             hr_resolution=None,
-            normalize="openai",
-            source="CLIP/clip/clip.py: resolution_transform (LR) and _transform (HR), run by "
-            "CLIP/resolution_zero_shot.py (its '!= 224' check keeps the top row native for every input size)",
         ),
-        Chain(
+        _square(
             "clip-benchmark-openclip",
-            down="square",
-            up="squash",
-            hr_resolution=224,
-            normalize="openai",
-            source=_CLIP_BENCHMARK.format("openclip")
-            + "; open_clip/scripts/run.sh records ViT-B-16 datacomp_xl_s13b_b90k Food101 top-1 67.27 at 32 px, "
-            "the published value",
+            "openai",
+            _CLIP_BENCHMARK.format("openclip") + "; open_clip/scripts/run.sh records ViT-B-16 datacomp_xl_s13b_b90k "
+            "Food101 top-1 67.27 at 32 px, the published value",
         ),
-        Chain(
-            "clip-benchmark-siglip",
-            down="square",
-            up="squash",
-            hr_resolution=224,
-            normalize="siglip",
-            source=_CLIP_BENCHMARK.format("siglip"),
-        ),
-        Chain(
+        _square("clip-benchmark-siglip", "siglip", _CLIP_BENCHMARK.format("siglip")),
+        _square(
             "clip-benchmark-clipa",
-            down="square",
-            up="squash",
-            hr_resolution=224,
-            normalize="imagenet",
-            source=_CLIP_BENCHMARK.format("clipa")
-            + " -- bicubic with ImageNet mean/std where open_clip's CLIPA preprocessing is bilinear; not "
-            "CLIPA/clipa_torch/zero_shot.py, which accepts 3 of the 7 published CLIPA models",
+            "imagenet",
+            _CLIP_BENCHMARK.format("clipa") + " -- bicubic with ImageNet mean/std where open_clip's CLIPA "
+            "preprocessing is bilinear; not CLIPA/clipa_torch/zero_shot.py, which accepts 3 of the 7 published "
+            "CLIPA models",
         ),
-        Chain(
-            "clip-benchmark-coca",
-            down="shorter",
-            up="shorter-crop",
-            hr_resolution=224,
-            normalize="openai",
-            source=_CLIP_BENCHMARK.format("coca"),
-        ),
-        Chain(
+        _aspect("clip-benchmark-coca", _CLIP_BENCHMARK.format("coca")),
+        _aspect(
             "metaclip",
-            down="shorter",
-            up="shorter-crop",
+            "MetaCLIP/zero_shot.py -> MetaCLIP/src/open_clip_local/transform.py: image_transform",
             hr_resolution=None,
-            normalize="openai",
-            source="MetaCLIP/zero_shot.py -> MetaCLIP/src/open_clip_local/transform.py: image_transform",
         ),
-        Chain(
+        _aspect(
             "eva-clip",
-            down="shorter",
-            up="shorter-crop",
-            hr_resolution=224,
-            normalize="openai",
-            source="EVA/EVA-CLIP/rei/zero_shot_classification.py -> EVA/EVA-CLIP/rei/data/__init__.py: "
+            "EVA/EVA-CLIP/rei/zero_shot_classification.py -> EVA/EVA-CLIP/rei/data/__init__.py: "
             "create_dataset_zero_shot (its Scripts/run.sh records EVA-02-CLIP-B/16 Pets and ImageNet rows equal "
             "to the published ones)",
         ),
-        Chain(
+        _square(
             "eva-clip-18b",
-            down="square",
-            up="squash",
-            hr_resolution=224,
-            normalize="openai",
-            source="EVA/EVA-CLIP-18B/shinji/resolution_zero_shot.py -> EVA/EVA-CLIP-18B/shinji/data/__init__.py: "
+            "openai",
+            "EVA/EVA-CLIP-18B/shinji/resolution_zero_shot.py -> EVA/EVA-CLIP-18B/shinji/data/__init__.py: "
             "create_dataset_zero_shot",
         ),
-        Chain(
+        _square(
             "blip",
-            down="square",
-            up="squash",
-            hr_resolution=224,
-            normalize="openai",
-            source="BLIP/zero_shot_classification.py -> BLIP/data/__init__.py: create_dataset_zero_shot "
+            "openai",
+            "BLIP/zero_shot_classification.py -> BLIP/data/__init__.py: create_dataset_zero_shot "
             "(image_size 384 in all eight BLIP configs)",
         ),
-        Chain(
+        _square(
             "albef",
-            down="square",
-            up="squash",
-            hr_resolution=224,
-            normalize="openai",
-            source="ALBEF/zero_shot_classification.py -> ALBEF/data/__init__.py: create_dataset_zero_shot "
+            "openai",
+            "ALBEF/zero_shot_classification.py -> ALBEF/data/__init__.py: create_dataset_zero_shot "
             "(image_res 384 in configs/Retrieval_{coco,flickr}.yaml)",
         ),
-        Chain(
+        _square(
             "m2-encoder",
-            down="square",
-            up="squash",
-            hr_resolution=224,
-            normalize="none",
-            source="M2_Encoder/zero_shot_classification.py -> M2_Encoder/data/__init__.py: "
-            "create_dataset_zero_shot (ToTensor, no Normalize, as M2-Encoder's own square_transform)",
+            "none",
+            "M2_Encoder/zero_shot_classification.py -> M2_Encoder/data/__init__.py: create_dataset_zero_shot "
+            "(ToTensor, no Normalize, as M2-Encoder's own square_transform)",
         ),
     )
 }
