@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   - create/reuse .venv, install lr0fm, run the embedded default job
 #   make test   - create/reuse .venv, install lr0fm with dev extras, run the default test suite
+#   make lint   - ruff check and ruff format --check over the whole tree (CI runs it too)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -24,4 +25,11 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 lint: $(STAMP)
-	$(BIN)/ruff check lr0fm tests benchmarks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/benchmark_speed.py
+
+clean-venv:
+	rm -rf $(VENV)

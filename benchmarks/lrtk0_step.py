@@ -35,7 +35,8 @@ def run_variant(args: argparse.Namespace, variant: dict) -> dict:
     torch.manual_seed(0)
     device = torch.device(args.device)
     module = LRTK0Module(
-        backbone=args.backbone, teacher_cache=bool(variant["cache"]),
+        backbone=args.backbone,
+        teacher_cache=bool(variant["cache"]),
         activation_checkpointing=bool(variant["checkpointing"]),
     ).to(device)
     module.train()
@@ -106,8 +107,10 @@ def main() -> None:
             flush=True,
         )
     for precision, ckpt in itertools.product(("fp32", "bf16"), (0, 1)):
-        off, on = (next(r for r in rows if r["precision"] == precision and r["checkpointing"] == ckpt
-                        and r["cache"] == c) for c in (0, 1))
+        off, on = (
+            next(r for r in rows if r["precision"] == precision and r["checkpointing"] == ckpt and r["cache"] == c)
+            for c in (0, 1)
+        )
         print(f"teacher-cache speed-up ({precision}, act.ckpt={ckpt}): {on['images_per_s'] / off['images_per_s']:.2f}x")
 
 

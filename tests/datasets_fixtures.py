@@ -113,9 +113,7 @@ def make_dtd(root: Path) -> Expected:
     rows = [("banded", "banded_0004.jpg", 0), ("zigzagged", "zigzagged_0133.jpg", 46)]
     write_jpeg(data / "images" / "banded" / "banded_0001.jpg")  # a training image: not in test1.txt
     write_lines(data / "labels" / "test1.txt", [f"{c}/{f}" for c, f, _ in rows])
-    return [
-        (str(write_jpeg(data / "images" / c / f, i)), lab, names[lab]) for i, (c, f, lab) in enumerate(rows)
-    ]
+    return [(str(write_jpeg(data / "images" / c / f, i)), lab, names[lab]) for i, (c, f, lab) in enumerate(rows)]
 
 
 def make_food101(root: Path) -> Expected:
@@ -169,10 +167,7 @@ def make_fgvc_aircraft(root: Path) -> Expected:
     names = _names("fgvc-aircraft")
     rows = [("0034309", "707-320", 0), ("1514522", "F/A-18", 73), ("0056978", "Yak-42", 99)]
     write_lines(data / "images_variant_test.txt", [f"{i} {v}" for i, v, _ in rows])
-    return [
-        (str(write_jpeg(data / "images" / f"{i}.jpg", n)), lab, names[lab])
-        for n, (i, _, lab) in enumerate(rows)
-    ]
+    return [(str(write_jpeg(data / "images" / f"{i}.jpg", n)), lab, names[lab]) for n, (i, _, lab) in enumerate(rows)]
 
 
 def make_oxford_pets(root: Path) -> Expected:
@@ -195,10 +190,7 @@ def make_flowers102(root: Path) -> Expected:
     )
     for i in range(1, 5):
         write_jpeg(base / "jpg" / f"image_{i:05d}.jpg", i)
-    return [
-        (str(base / "jpg" / f"image_{i:05d}.jpg"), labels[i - 1] - 1, names[labels[i - 1] - 1])
-        for i in (1, 4)
-    ]
+    return [(str(base / "jpg" / f"image_{i:05d}.jpg"), labels[i - 1] - 1, names[labels[i - 1] - 1]) for i in (1, 4)]
 
 
 def make_eurosat(root: Path) -> Expected:
@@ -232,9 +224,7 @@ def make_ucf101(root: Path) -> Expected:
     ]
     write_lines(base / "ucfTrainTestlist" / "testlist01.txt", [f"{c}/{v}.avi" for c, v, _ in rows])
     frames = base / "UCF-101-midframes"
-    return [
-        (str(write_jpeg(frames / c / f"{v}.jpg", n)), lab, names[lab]) for n, (c, v, lab) in enumerate(rows)
-    ]
+    return [(str(write_jpeg(frames / c / f"{v}.jpg", n)), lab, names[lab]) for n, (c, v, lab) in enumerate(rows)]
 
 
 #: canonical dataset name -> layout builder

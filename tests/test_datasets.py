@@ -446,9 +446,7 @@ def test_folder_errors(tmp_path: Path) -> None:
         build_dataset(f"folder:{tmp_path}")
     _folder(tmp_path)
     write_lines(tmp_path / "classnames.txt", ["one", "two"])
-    with pytest.raises(
-        DatasetError, match="2 class names but .* has 3 class folders(.|\n)*cat, red_fox, zebra"
-    ):
+    with pytest.raises(DatasetError, match="2 class names but .* has 3 class folders(.|\n)*cat, red_fox, zebra"):
         build_dataset(f"folder:{tmp_path}")
     write_lines(tmp_path / "classnames.txt", ["one", "two", "three"])
     write_lines(tmp_path / "zeroshot_classification_templates.txt", ["a {c}.", "a photo."])

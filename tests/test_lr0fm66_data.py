@@ -29,11 +29,28 @@ PUBLISHED_16 = {
     "BLIP-ViT-L/16 (129M)": (0.2913029158529131, 0.2746755378102099),
     "M2-Encoder-10B": (0.32115254642334057, 0.2649486547755167),
 }
-WAR16_WEIGHTS = dict(zip(DATASETS, (
-    0.15556157429688613, 0.970498446080589, 0.2854574367981364, 0.01, 0.021456095637452655, 0.01,
-    0.505922498560715, 0.01, 0.407563119725743, 0.13583821249199218, 0.8229545014750042,
-    0.08995285864599148, 0.08972060770047119, 1.0, 0.01,
-)))
+WAR16_WEIGHTS = dict(
+    zip(
+        DATASETS,
+        (
+            0.15556157429688613,
+            0.970498446080589,
+            0.2854574367981364,
+            0.01,
+            0.021456095637452655,
+            0.01,
+            0.505922498560715,
+            0.01,
+            0.407563119725743,
+            0.13583821249199218,
+            0.8229545014750042,
+            0.08995285864599148,
+            0.08972060770047119,
+            1.0,
+            0.01,
+        ),
+    )
+)
 
 
 @pytest.fixture(scope="module")
@@ -92,9 +109,7 @@ def test_published_sar_war_16_reproduce(top1, model):
     classes = dict(NUM_CLASSES)
     classes.update(yaml.safe_load(NUM_CLASSES_OVERRIDES.read_text(encoding="utf-8")))
     gamma = {d: top1[(model, d, "16")] / top1[(model, d, "hr")] for d in DATASETS}
-    big_gamma = {
-        d: gamma[d] * (1 - math.exp(-200 * (top1[(model, d, "hr")] - 1 / classes[d]) ** 2)) for d in DATASETS
-    }
+    big_gamma = {d: gamma[d] * (1 - math.exp(-200 * (top1[(model, d, "hr")] - 1 / classes[d]) ** 2)) for d in DATASETS}
     sar = sum(gamma.values()) / len(DATASETS)
     war = sum(abs(big_gamma[d] * w) for d, w in WAR16_WEIGHTS.items()) / sum(WAR16_WEIGHTS.values())
     assert sar == pytest.approx(PUBLISHED_16[model][0], abs=1e-12)
@@ -112,8 +127,16 @@ def test_backbone_table_matches_results(backbones, rows):
     assert set(backbones) == {r["model"] for r in rows}
     families = Counter(entry["family"] for entry in backbones.values())
     assert families == {
-        "CLIP": 9, "OpenCLIP": 8, "MetaCLIP": 8, "CLIPA": 7, "SigLIP": 8, "CoCa": 3,
-        "M2-Encoder": 3, "ALBEF": 4, "BLIP": 8, "EVA-CLIP": 8,
+        "CLIP": 9,
+        "OpenCLIP": 8,
+        "MetaCLIP": 8,
+        "CLIPA": 7,
+        "SigLIP": 8,
+        "CoCa": 3,
+        "M2-Encoder": 3,
+        "ALBEF": 4,
+        "BLIP": 8,
+        "EVA-CLIP": 8,
     }
     for name, entry in backbones.items():
         assert bool(entry.get("spec")) != bool(entry.get("needs_adapter")), name

@@ -36,7 +36,13 @@ WIDTH, DEPTH = 32, 2
 def open_clip_tower(pool_type: str = "tok", batch_first: bool = True) -> VisionTransformer:
     torch.manual_seed(0)
     tower = VisionTransformer(
-        image_size=32, patch_size=8, width=WIDTH, layers=DEPTH, heads=2, mlp_ratio=2.0, output_dim=16,
+        image_size=32,
+        patch_size=8,
+        width=WIDTH,
+        layers=DEPTH,
+        heads=2,
+        mlp_ratio=2.0,
+        output_dim=16,
         pool_type=pool_type,
     )
     if not batch_first:
@@ -47,7 +53,12 @@ def open_clip_tower(pool_type: str = "tok", batch_first: bool = True) -> VisionT
 def eva_tower() -> nn.Module:
     torch.manual_seed(0)
     return timm.create_model(
-        "eva02_tiny_patch14_224", pretrained=False, img_size=56, embed_dim=WIDTH, depth=DEPTH, num_heads=2,
+        "eva02_tiny_patch14_224",
+        pretrained=False,
+        img_size=56,
+        embed_dim=WIDTH,
+        depth=DEPTH,
+        num_heads=2,
         num_classes=0,
     ).eval()
 
@@ -55,8 +66,14 @@ def eva_tower() -> nn.Module:
 def siglip_tower(dynamic_img_size: bool = False) -> nn.Module:
     torch.manual_seed(0)
     return timm.create_model(
-        "vit_base_patch16_siglip_224", pretrained=False, img_size=32, embed_dim=WIDTH, depth=DEPTH,
-        num_heads=2, num_classes=0, dynamic_img_size=dynamic_img_size,
+        "vit_base_patch16_siglip_224",
+        pretrained=False,
+        img_size=32,
+        embed_dim=WIDTH,
+        depth=DEPTH,
+        num_heads=2,
+        num_classes=0,
+        dynamic_img_size=dynamic_img_size,
     ).eval()
 
 
@@ -282,8 +299,14 @@ def test_export_rejects_other_backbones_and_shapes(tmp_path) -> None:
         load_lr_tokens(path, open_clip_tower(), "ViT-toy:b")
     tower = open_clip_tower()
     backbone = Backbone(
-        "ViT-toy:b", tower, tower, PreprocessConfig(32, (0.5,) * 3, (0.5,) * 3),
-        preprocess=torch.as_tensor, tokenizer=list, image_encoder=tower, text_encoder=len,
+        "ViT-toy:b",
+        tower,
+        tower,
+        PreprocessConfig(32, (0.5,) * 3, (0.5,) * 3),
+        preprocess=torch.as_tensor,
+        tokenizer=list,
+        image_encoder=tower,
+        text_encoder=len,
     )
     with pytest.raises(TowerError, match="'ViT-toy:a'.*'ViT-toy:b'"):  # a Backbone brings its own spec
         load_lr_tokens(path, backbone)
@@ -296,7 +319,8 @@ def test_export_rejects_other_backbones_and_shapes(tmp_path) -> None:
     bad = tmp_path / "bad.safetensors"  # right config, token tensor of another shape
     save_file(
         {"block_tokens": torch.zeros(2, 15, WIDTH), "embed_token": torch.zeros(16, WIDTH)},
-        str(bad), metadata={"lr0fm_lr_tokens": json.dumps(config)},
+        str(bad),
+        metadata={"lr0fm_lr_tokens": json.dumps(config)},
     )
     with pytest.raises(TowerError, match="15"):
         load_lr_tokens(bad, open_clip_tower())

@@ -76,9 +76,16 @@ def make_module(arch: str, **kwargs) -> LRTK0Module:
 
 def make_trainer(root: Path, max_epochs: int = 2, callbacks: list[Callback] | None = None, **kwargs) -> L.Trainer:
     return L.Trainer(
-        accelerator="cpu", devices=1, max_epochs=max_epochs, default_root_dir=str(root),
-        use_distributed_sampler=False, enable_progress_bar=False, enable_model_summary=False,
-        log_every_n_steps=1, callbacks=callbacks or [], **kwargs,
+        accelerator="cpu",
+        devices=1,
+        max_epochs=max_epochs,
+        default_root_dir=str(root),
+        use_distributed_sampler=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        callbacks=callbacks or [],
+        **kwargs,
     )
 
 
@@ -149,8 +156,13 @@ class NonSquareImages:
 
 def test_lr_views_are_the_authors_square_chain_and_come_from_half_open_buckets() -> None:
     images = NonSquareImages()
-    to_tensor = transforms.Compose([transforms.Resize(32, interpolation=transforms.InterpolationMode.BICUBIC),
-                                    transforms.CenterCrop(32), transforms.ToTensor()])
+    to_tensor = transforms.Compose(
+        [
+            transforms.Resize(32, interpolation=transforms.InterpolationMode.BICUBIC),
+            transforms.CenterCrop(32),
+            transforms.ToTensor(),
+        ]
+    )
     dataset = LRViewsDataset(images, to_tensor, BUCKETS, seed=3)
     first, again = dataset[(1, 1)], dataset[(1, 1)]
     assert first["hr"].shape == (3, 32, 32) and first["lr"].shape == (2, 3, 32, 32)
@@ -250,8 +262,10 @@ def test_folder_and_webdataset_sources(tmp_path: Path) -> None:
         for cid in range(2):
             for idx in range(2):
                 key = f"{cid:05d}_{idx:03d}"
-                for suffix, payload in (("jpg", (tmp_path / "images" / f"{cid:05d}" / f"{idx:03d}.jpg").read_bytes()),
-                                        ("txt", f"caption number {cid}".encode())):
+                for suffix, payload in (
+                    ("jpg", (tmp_path / "images" / f"{cid:05d}" / f"{idx:03d}.jpg").read_bytes()),
+                    ("txt", f"caption number {cid}".encode()),
+                ):
                     info = tarfile.TarInfo(f"{key}.{suffix}")
                     info.size = len(payload)
                     tar.addfile(info, io.BytesIO(payload))
@@ -281,7 +295,10 @@ def test_one_student_forward_no_frozen_gradients_and_teacher_without_grad(arch: 
     module = make_module(arch, token_init="zeros")
     module.train()
     assert {n for n, p in module.named_parameters() if p.requires_grad} == {
-        "logit_scale", "tokens.block_tokens", "tokens.embed_token"}
+        "logit_scale",
+        "tokens.block_tokens",
+        "tokens.embed_token",
+    }
     assert not any(m.training for m in module.backbone.modules())
     calls: list[tuple[int, bool]] = []
     module.backbone.visual.register_forward_hook(lambda m, a, out: calls.append((a[0].shape[0], out.requires_grad)))
@@ -330,6 +347,7 @@ def test_teacher_precision_clamp_and_cache_checks(arch: str, monkeypatch: pytest
         assert make_module(arch, teacher_fp32=True).embed_teacher(x).dtype == torch.float32
         assert make_module(arch).embed_teacher(x).dtype == torch.bfloat16
     seen = []
+
     def capture(teacher, student, scale, **kwargs):
         seen.append(scale)
         return scale * 0, {}

@@ -39,8 +39,12 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "seed_everything": 0,
         "num_threads": 1,
         "trainer": {
-            "accelerator": "cpu", "devices": 1, "max_epochs": 2, "log_every_n_steps": 1,
-            "enable_progress_bar": False, "enable_model_summary": False,
+            "accelerator": "cpu",
+            "devices": 1,
+            "max_epochs": 2,
+            "log_every_n_steps": 1,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
         },
         "model": {"backbone": write_tiny_arch(folder), "lr": 0.01, "weight_decay": 0.0, "warmup_steps": 1},
         "data": {"source": "toy:24", "buckets": [[8, 12], [12, 20]], "batch_size": 8},
@@ -75,7 +79,10 @@ def test_two_process_ddp_matches_one_process_and_config_is_saved(config: Path, t
     # `lr0fm export-tokens` on a LightningCLI checkpoint gives the tokens that fit exported itself
     export = subprocess.run(
         [sys.executable, "-m", "lr0fm.cli", "export-tokens", str(checkpoint), "-o", str(tmp_path / "ckpt.safetensors")],
-        env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert export.returncode == 0, export.stderr[-3000:]
     exported = load_file(str(tmp_path / "ckpt.safetensors"))

@@ -49,7 +49,11 @@ def test_toy_tokens_raise_low_resolution_accuracy_at_small_native_cost(tmp_path:
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "lr0fm.cli", "fit", "--config", str(CONFIG)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     minutes = (time.perf_counter() - start) / 60
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

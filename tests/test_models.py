@@ -138,13 +138,19 @@ def test_arch_with_local_checkpoint_loads_those_weights(tmp_path, tiny_vit_json,
 def test_local_dir_honours_stored_preprocess_cfg(tmp_path):
     model_dir = tmp_path / "tiny-local"
     model_dir.mkdir()
-    preprocess_cfg = {"mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3], "interpolation": "bilinear",
-                      "resize_mode": "squash"}
+    preprocess_cfg = {
+        "mean": [0.5, 0.4, 0.3],
+        "std": [0.2, 0.25, 0.3],
+        "interpolation": "bilinear",
+        "resize_mode": "squash",
+    }
     config = {"model_cfg": TINY_VIT, "preprocess_cfg": preprocess_cfg}
     _write_json(model_dir / "open_clip_config.json", config)
     source = load_backbone(str(_write_json(tmp_path / "tiny-local-src.json", TINY_VIT)), seed=5)
-    save_file({k: v.contiguous() for k, v in source.model.state_dict().items()},
-              str(model_dir / "open_clip_model.safetensors"))
+    save_file(
+        {k: v.contiguous() for k, v in source.model.state_dict().items()},
+        str(model_dir / "open_clip_model.safetensors"),
+    )
 
     backbone = load_backbone(f"local-dir:{model_dir}")
     cfg = backbone.preprocess_cfg
@@ -189,11 +195,26 @@ def _save_tiny_blip(directory: Path) -> None:
     vocab = directory / "vocab.txt"
     vocab.write_text("\n".join(words) + "\n", encoding="utf-8")
     config = BlipConfig(
-        text_config={"vocab_size": 32, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
-                     "intermediate_size": 64, "max_position_embeddings": 64, "encoder_hidden_size": 32,
-                     "pad_token_id": 0, "bos_token_id": 2, "sep_token_id": 3},
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-                       "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
+        text_config={
+            "vocab_size": 32,
+            "hidden_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+            "max_position_embeddings": 64,
+            "encoder_hidden_size": 32,
+            "pad_token_id": 0,
+            "bos_token_id": 2,
+            "sep_token_id": 3,
+        },
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": 32,
+            "patch_size": 8,
+        },
         image_text_hidden_size=16,
         projection_dim=16,
     )
@@ -228,8 +249,12 @@ def test_blip_itc_embeddings_match_the_retrieval_head(tmp_path):
         text_emb = backbone.encode_text(tokens)
         reference = BlipForImageTextRetrieval.from_pretrained(blip_dir).eval()
         scores = [
-            reference(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"],
-                      pixel_values=pixels[i : i + 1], use_itm_head=False).itm_score
+            reference(
+                input_ids=tokens["input_ids"],
+                attention_mask=tokens["attention_mask"],
+                pixel_values=pixels[i : i + 1],
+                use_itm_head=False,
+            ).itm_score
             for i in range(2)
         ]
     assert image_emb.shape == (2, 16) and text_emb.shape == (len(PROMPTS), 16)

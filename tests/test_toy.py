@@ -64,8 +64,10 @@ def test_textures_are_visible_at_native_size():
     for t in ("striped", "dotted", "checkered"):
         assert centre[t].std() > 40, t
     # at low resolution only the shade is left: solid ~ dotted, striped ~ checkered, and the pairs differ
-    low = {t: np.asarray(Image.fromarray(img.astype(np.uint8)).resize((16, 16), Image.BICUBIC), float)
-           for t, img in images.items()}
+    low = {
+        t: np.asarray(Image.fromarray(img.astype(np.uint8)).resize((16, 16), Image.BICUBIC), float)
+        for t, img in images.items()
+    }
     shade = {t: img[7:9, 7:9, 0].mean() for t, img in low.items()}
     assert abs(shade["solid"] - shade["dotted"]) < 15 and abs(shade["striped"] - shade["checkered"]) < 15
     assert shade["dotted"] - shade["striped"] > 25

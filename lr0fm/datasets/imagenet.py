@@ -49,9 +49,7 @@ def unpack_raw_imagenet(root: Path) -> None:
     try:
         ImageNet(str(root), split="val")
     except RuntimeError as exc:
-        raise DatasetError(
-            f"imagenet: could not unpack the ILSVRC2012 archives in {str(root)!r}: {exc}"
-        ) from exc
+        raise DatasetError(f"imagenet: could not unpack the ILSVRC2012 archives in {str(root)!r}: {exc}") from exc
 
 
 def build_imagenet(root: Path) -> ZeroShotDataset:

@@ -69,18 +69,15 @@ LAYOUTS: dict[str, tuple[str, str]] = {
         f"from a mirror (e.g. Kaggle 'stanford-cars-dataset') or use the webdataset {_HF}wds_cars",
     ),
     "fgvc-aircraft": (
-        "<root>/fgvc-aircraft-2013b/data/images/<id>.jpg\n"
-        "<root>/fgvc-aircraft-2013b/data/images_variant_test.txt",
-        "pass download=True (--download) to use torchvision's download, or the webdataset "
-        f"{_HF}wds_fgvc_aircraft",
+        "<root>/fgvc-aircraft-2013b/data/images/<id>.jpg\n<root>/fgvc-aircraft-2013b/data/images_variant_test.txt",
+        f"pass download=True (--download) to use torchvision's download, or the webdataset {_HF}wds_fgvc_aircraft",
     ),
     "oxford-pets": (
         "<root>/oxford-iiit-pet/images/<Breed_id>.jpg\n<root>/oxford-iiit-pet/annotations/test.txt",
         _TV + f"{_HF}wds_vtab-pets",
     ),
     "flowers102": (
-        "<root>/flowers-102/jpg/image_00001.jpg\n<root>/flowers-102/imagelabels.mat\n"
-        "<root>/flowers-102/setid.mat",
+        "<root>/flowers-102/jpg/image_00001.jpg\n<root>/flowers-102/imagelabels.mat\n<root>/flowers-102/setid.mat",
         _TV + f"{_HF}wds_vtab-flowers",
     ),
     "eurosat": (

@@ -129,9 +129,7 @@ def build_food101(root: Path) -> ZeroShotDataset:
     try:
         listing = json.loads(split.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise DatasetError(
-            f"food101: {str(split)!r} is not valid JSON ({exc}); re-extract the archive."
-        ) from exc
+        raise DatasetError(f"food101: {str(split)!r} is not valid JSON ({exc}); re-extract the archive.") from exc
     samples = []
     for dish in sorted(listing):
         label = _lookup(labels, dish.replace("_", " "), "food101", split)
@@ -197,9 +195,7 @@ def build_fgvc_aircraft(root: Path) -> ZeroShotDataset:
     samples = []
     for line in _split_lines(split):
         image_id, _, variant = line.partition(" ")
-        samples.append(
-            (str(data / "images" / f"{image_id}.jpg"), _lookup(labels, variant, "fgvc-aircraft", split))
-        )
+        samples.append((str(data / "images" / f"{image_id}.jpg"), _lookup(labels, variant, "fgvc-aircraft", split)))
     check_files_exist(samples, "fgvc-aircraft", split)
     return _dataset("fgvc-aircraft", samples)
 
@@ -217,8 +213,7 @@ def build_oxford_pets(root: Path) -> ZeroShotDataset:
         fields = line.split()
         if len(fields) < 2 or not fields[1].isdigit() or not 1 <= int(fields[1]) <= n_classes:
             raise DatasetError(
-                f"oxford-pets: bad line {line!r} in {str(split)!r}; "
-                f"expected '<image id> <class 1..{n_classes}> ...'."
+                f"oxford-pets: bad line {line!r} in {str(split)!r}; expected '<image id> <class 1..{n_classes}> ...'."
             )
         samples.append((str(base / "images" / f"{fields[0]}.jpg"), int(fields[1]) - 1))
     check_files_exist(samples, "oxford-pets", split)

@@ -130,8 +130,7 @@ def index_shard(shard: Path, num_classes: int) -> list[tuple[ShardMember, int]]:
             f"needs <key>.cls and one of <key>.{{{','.join(WDS_IMAGE_EXTENSIONS)}}}."
         )
     return [
-        (ShardMember(str(shard), key, images[key].offset_data, images[key].size), labels[key])
-        for key in sorted(images)
+        (ShardMember(str(shard), key, images[key].offset_data, images[key].size), labels[key]) for key in sorted(images)
     ]
 
 
@@ -145,8 +144,7 @@ def build_wds_dataset(path: Path, split: str = "test") -> ZeroShotDataset:
     for required in (path, path / CLASSNAMES_FILE, path / TEMPLATES_FILE, path / split):
         if not required.exists():
             raise DatasetError(
-                f"wds: {str(required)!r} not found.\n"
-                f"Expected layout:\n  {LAYOUT}\nTo obtain it: {HOW_TO_GET}."
+                f"wds: {str(required)!r} not found.\nExpected layout:\n  {LAYOUT}\nTo obtain it: {HOW_TO_GET}."
             )
     names = read_text_lines(path / CLASSNAMES_FILE)
     if not names:

@@ -137,9 +137,15 @@ class ZeroShotBenchmark(Callback):
     def _teacher_records(self, trainer: L.Trainer, pl_module: Any) -> list[dict]:
         if pl_module.teacher is not None:  # unfrozen blocks: the teacher is a separate frozen instance
             return evaluate_backbone(
-                pl_module.teacher, self._datasets, self.resolutions, protocol=self.protocol, model_name=TEACHER,
+                pl_module.teacher,
+                self._datasets,
+                self.resolutions,
+                protocol=self.protocol,
+                model_name=TEACHER,
                 batch_size=self.batch_size,
-                num_workers=self.num_workers, device=pl_module.device, precision=str(trainer.precision),
+                num_workers=self.num_workers,
+                device=pl_module.device,
+                precision=str(trainer.precision),
             )
         with pl_module.tokens.disabled():
             return self._evaluate(trainer, pl_module)

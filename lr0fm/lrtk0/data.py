@@ -274,9 +274,7 @@ class RandomCropTransform:
     depend on the process or worker that makes it.
     """
 
-    def __init__(
-        self, size: int, scale: Sequence[float], mean: Sequence[float], std: Sequence[float]
-    ) -> None:
+    def __init__(self, size: int, scale: Sequence[float], mean: Sequence[float], std: Sequence[float]) -> None:
         self.crop = T.RandomResizedCrop(size, scale=tuple(scale), interpolation=T.InterpolationMode.BICUBIC)
         self.finish = T.Compose([T.ToTensor(), T.Normalize(list(mean), list(std))])
 
@@ -390,8 +388,10 @@ class EpochBatchSampler(Sampler):
             self._groups = [by_caption[c] for c in sorted(by_caption)]
             self._usable = sum(len(g) - len(g) % self.caption_group for g in self._groups)
         if len(self) == 0:
-            what = f"{length} images" if self.caption_group == 1 else (
-                f"{self._usable} images in whole groups of {self.caption_group} per caption"
+            what = (
+                f"{length} images"
+                if self.caption_group == 1
+                else (f"{self._usable} images in whole groups of {self.caption_group} per caption")
             )
             raise DatasetError(
                 f"{what} cannot fill one global batch of {world_size} x {batch_size}; "

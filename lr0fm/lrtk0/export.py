@@ -114,13 +114,10 @@ def load_lr_tokens(
     exported = {key: config.get(key) for key in layout}
     if exported != layout:
         differing = ", ".join(
-            f"{key}: file {exported[key]!r} vs model {layout[key]!r}"
-            for key in layout
-            if exported[key] != layout[key]
+            f"{key}: file {exported[key]!r} vs model {layout[key]!r}" for key in layout if exported[key] != layout[key]
         )
         raise TowerError(
-            f"LR tokens in {path} (backbone {config['backbone_spec']!r}) do not fit this vision tower: "
-            f"{differing}"
+            f"LR tokens in {path} (backbone {config['backbone_spec']!r}) do not fit this vision tower: {differing}"
         )
     tokens = LRTokens(
         visual,

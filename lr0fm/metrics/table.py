@@ -262,9 +262,7 @@ def select_protocol(
     ]
 
 
-def load_results(
-    path: str | Path, *, protocol: str | None = None, allow_mixed_protocols: bool = False
-) -> ResultsTable:
+def load_results(path: str | Path, *, protocol: str | None = None, allow_mixed_protocols: bool = False) -> ResultsTable:
     """Read and validate a results table (CSV, or JSON Lines by extension or content).
 
     Args:

@@ -121,4 +121,5 @@ def load_backbone(
         )
     return backbone
 
+
 __all__ = ["BUILTINS", "SPEC_FORMS", "list_models", "load_backbone"]

@@ -125,9 +125,7 @@ def resolve_open_clip_pair(arch: str, tag: str) -> OpenClipSpec:
     """
     architectures = open_clip.list_models()
     if arch not in architectures:
-        raise ValueError(
-            f"Unknown open_clip architecture {arch!r}.{did_you_mean(arch, architectures)} {SPEC_FORMS}"
-        )
+        raise ValueError(f"Unknown open_clip architecture {arch!r}.{did_you_mean(arch, architectures)} {SPEC_FORMS}")
     spec = f"{arch}:{tag}"
     if tag.lower() == RANDOM_TAG:
         return OpenClipSpec(arch, None, RANDOM_TAG)

@@ -27,9 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         argument_default=argparse.SUPPRESS,
     )
-    p.add_argument(
-        "--config", help="YAML file of settings (keys as the options, '_' or '-'); flags override it"
-    )
+    p.add_argument("--config", help="YAML file of settings (keys as the options, '_' or '-'); flags override it")
     p.add_argument(
         "--captions",
         help="caption file (one caption per line, or Conceptual Captions caption<TAB>url), or 'paper' / "
@@ -39,17 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-captions", type=int, help="captions to sample without replacement (default: all)")
     p.add_argument("--seed", type=int, help="global seed of caption sampling and image seeds (default 0)")
     p.add_argument("--images-per-caption", type=int, help="images per caption (default 30)")
-    p.add_argument(
-        "--pipeline", help=f"diffusers pipeline id or local save_pretrained dir ({DEFAULT_PIPELINE})"
-    )
-    p.add_argument(
-        "--batch-size", type=int, help="images per pipeline call, one caption at a time (default 10)"
-    )
+    p.add_argument("--pipeline", help=f"diffusers pipeline id or local save_pretrained dir ({DEFAULT_PIPELINE})")
+    p.add_argument("--batch-size", type=int, help="images per pipeline call, one caption at a time (default 10)")
     p.add_argument("--guidance-scale", type=float, help="classifier-free guidance scale (default 4.5)")
     p.add_argument("--steps", type=int, help="denoising steps (default 20)")
-    p.add_argument(
-        "--dtype", choices=("float16", "bfloat16", "float32"), help="weights dtype (default float16)"
-    )
+    p.add_argument("--dtype", choices=("float16", "bfloat16", "float32"), help="weights dtype (default float16)")
     p.add_argument("--device", help="torch device (default cuda; cuda:$LOCAL_RANK under torchrun)")
     p.add_argument("--height", type=int, help="generated height (default: the pipeline's)")
     p.add_argument("--width", type=int, help="generated width (default: the pipeline's)")
@@ -59,9 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", help="this worker's share, i/N (default: torchrun/SLURM rank, else 0/1)")
     p.add_argument("--webdataset", action="store_true", help="also pack finished captions into tar shards")
     p.add_argument("--captions-per-tar", type=int, help="captions per webdataset tar (default 100)")
-    p.add_argument(
-        "--call-kwargs", help="JSON of extra pipeline call arguments, e.g. '{\"clean_caption\": false}'"
-    )
+    p.add_argument("--call-kwargs", help="JSON of extra pipeline call arguments, e.g. '{\"clean_caption\": false}'")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -82,9 +72,7 @@ def _load_yaml(path: str) -> dict[str, Any]:
     for key, value in data.items():
         name = _RENAMED.get(str(key).replace("-", "_"), str(key).replace("-", "_"))
         if name not in names:
-            raise SynthError(
-                f"--config {path!r}: unknown setting {key!r}.{did_you_mean(name, sorted(names))}"
-            )
+            raise SynthError(f"--config {path!r}: unknown setting {key!r}.{did_you_mean(name, sorted(names))}")
         settings[name] = value
     return settings
 
@@ -109,9 +97,7 @@ def config_from_args(argv: list[str]) -> SynthConfig:
         try:
             settings["call_kwargs"] = json.loads(settings["call_kwargs"])
         except json.JSONDecodeError as exc:
-            raise SynthError(
-                f"--call-kwargs is not valid JSON ({exc}); e.g. '{{\"clean_caption\": false}}'."
-            ) from exc
+            raise SynthError(f"--call-kwargs is not valid JSON ({exc}); e.g. '{{\"clean_caption\": false}}'.") from exc
         if not isinstance(settings["call_kwargs"], dict):
             raise SynthError("--call-kwargs must be a JSON object, e.g. '{\"clean_caption\": false}'.")
     if settings.get("shard") is not None:

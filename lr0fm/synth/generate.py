@@ -253,9 +253,7 @@ def generate(config: SynthConfig, pipe: Any = None) -> SynthReport:
                         bar.update()
             report.seconds = time.perf_counter() - start
     if config.webdataset:
-        report.webdataset = pack_webdataset(
-            output, len(captions), config.images_per_caption, config.captions_per_tar
-        )
+        report.webdataset = pack_webdataset(output, len(captions), config.images_per_caption, config.captions_per_tar)
     return report
 
 
