@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -265,31 +263,28 @@ def test_corrupt_image_raised_lazily_with_path(tmp_path: Path) -> None:
 
 
 def test_register_custom_dataset(tmp_path: Path) -> None:
+    @register_dataset("mine-test")
     def build(root: Path) -> ZeroShotDataset:
         return ZeroShotDataset("mine", ["a", "b"], ["{c}"], [(str(root / "x.jpg"), 1)], Image.open)
 
-    register_dataset("mine-test", build)
     try:
         assert "mine-test" in list_datasets("mine-*")
         assert build_dataset("mine-test", tmp_path).samples == [(str(tmp_path / "x.jpg"), 1)]
     finally:
-        del registry_module._REGISTRY["mine-test"]
+        registry_module.DATASETS.remove("mine-test")
     with pytest.raises(ValueError, match="may not contain"):
-        register_dataset("folder:x", build)
+        register_dataset("folder:x")(build)
 
 
-def test_toy_names_are_forwarded(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = []
-    fake = types.ModuleType("lr0fm.toy.datasets")
-    fake.build_toy_dataset = lambda name, root=None: calls.append((name, root)) or "toy"  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "lr0fm.toy.datasets", fake)
-    assert build_dataset("toy-shapes", "/data") == "toy"
-    assert calls == [("toy-shapes", "/data")]
+def test_toy_world_registers_its_datasets_as_a_plug_in() -> None:
+    from lr0fm.toy.datasets import TOY_DATASETS
+    from lr0fm.toy.plugin import TOY_DATASET_NAMES
 
-
-def test_missing_toy_module_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "lr0fm.toy.datasets", None)
-    with pytest.raises(DatasetError, match="needs the module lr0fm.toy.datasets"):
+    assert set(TOY_DATASET_NAMES) == set(TOY_DATASETS)
+    assert list_datasets("toy-*") == sorted(TOY_DATASETS)  # listed like any other dataset
+    dataset = build_dataset("toy-color")  # generated: no root needed
+    assert dataset.name == "toy-color" and len(dataset) > 0
+    with pytest.raises(DatasetError, match="Did you mean 'toy-shape'"):
         build_dataset("toy-shapes")
 
 

@@ -20,10 +20,10 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchvision import transforms
 
+from lr0fm.benchmark.callback import ZeroShotBenchmark
 from lr0fm.cli import main as cli_main
 from lr0fm.datasets import DatasetError
 from lr0fm.lrtk0 import load_lr_tokens
-from lr0fm.lrtk0.callback import ZeroShotBenchmark
 from lr0fm.lrtk0.data import (
     EpochBatchSampler,
     LRTK0DataModule,
@@ -278,7 +278,7 @@ def test_folder_and_webdataset_sources(tmp_path: Path) -> None:
 def test_bad_sources_name_the_expected_layout(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="toy:N"):
         build_hr_images("toy:zero")
-    with pytest.raises(DatasetError, match="expected one of: toy"):
+    with pytest.raises(DatasetError, match="neither a path nor one of the registered forms: folder:..., wds:..., toy"):
         build_hr_images(str(tmp_path / "missing"))
     with pytest.raises(DatasetError, match="no image"):
         build_hr_images(f"folder:{tmp_path}")
@@ -337,7 +337,7 @@ def test_baselines_train_the_right_parameters(arch: str) -> None:
         make_module(arch, method="none")
     with pytest.raises(ValueError, match="unknown finetune 'all'"):
         make_module(arch, finetune="all")
-    with pytest.raises(ValueError, match="unknown method 'prompt'"):
+    with pytest.raises(ValueError, match="unknown LR-TK0 method 'prompt'"):
         make_module(arch, method="prompt")
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +14,6 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from lr0fm.models import WeightsUnavailableError, list_models, load_backbone
-from lr0fm.models import registry as registry_module
 
 TINY_VIT = {
     "embed_dim": 32,
@@ -339,17 +336,23 @@ def test_offline_pretrained_tag_says_how_to_load_local_weights(tmp_path):
         load_backbone("ViT-B-32:openai", cache_dir=str(tmp_path))
 
 
-def test_builtins_are_imported_lazily(monkeypatch):
+def test_named_backbones_register_with_the_decorator():
+    from lr0fm.models.builtin import BACKBONES, register_backbone
+
     calls = []
-    module = types.ModuleType("lr0fm_test_fake_builtin")
-    module.load = lambda **kwargs: calls.append(kwargs) or "backbone"
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    monkeypatch.setitem(registry_module.BUILTINS, "fake", (module.__name__, "load"))
-    monkeypatch.setitem(registry_module.BUILTINS, "absent", ("lr0fm_no_such_module", "load"))
-    assert load_backbone("fake", device="cpu") == "backbone"
-    assert calls == [{"device": "cpu"}]
-    with pytest.raises(ImportError, match="'absent' needs module 'lr0fm_no_such_module'"):
-        load_backbone("absent")
+
+    @register_backbone("lr0fm-test-fake")
+    def load(**kwargs):
+        calls.append(kwargs)
+        return "backbone"
+
+    try:
+        assert load_backbone("lr0fm-test-fake", device="cpu") == "backbone"
+        assert calls == [{"device": "cpu"}]
+        assert "lr0fm-test-fake" in list_models("lr0fm-test-*")
+        assert "toyclip" in list_models("toy*")  # the toy world's plug-in registers it the same way
+    finally:
+        BACKBONES.remove("lr0fm-test-fake")
 
 
 def test_repository_paper_table_specs_parse():

@@ -1,7 +1,8 @@
 """In-process zero-shot evaluation of a backbone (used inside training loops, e.g. the LR-TK0 callback).
 
-``lr0fm benchmark`` runs the same scoring through ``Trainer.validate`` (:mod:`lr0fm.benchmark.runner`);
-this function is the loop to call when a Trainer is already running and the model is already placed.
+``lr0fm benchmark`` runs :class:`~lr0fm.benchmark.module.ZeroShotModule` through ``Trainer.validate``
+(:mod:`lr0fm.benchmark.runner`); this function drives the same module's steps itself, for when a Trainer is
+already running and the model is already placed. There is one scoring code path; only its driver differs.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import torch
 import torch.distributed as dist
 
 from lr0fm.benchmark.classifier import ClassifierCache
-from lr0fm.benchmark.data import MultiResolutionDataset, check_corrupt, make_loader
-from lr0fm.benchmark.scoring import ZeroShotCounts, counts_to_records, predict_top5
+from lr0fm.benchmark.data import MultiResolutionDataset, make_loader
+from lr0fm.benchmark.module import ZeroShotModule
 from lr0fm.datasets.base import ZeroShotDataset
 from lr0fm.models.base import Backbone
 from lr0fm.protocols import DEFAULT_PROTOCOL, get_protocol, parse_resolutions
@@ -84,7 +85,19 @@ def evaluate_backbone(
     rank, world = _dist()
     records: list[dict] = []
     for name, dataset in datasets.items():
-        classifier = cache.for_dataset(backbone, dataset, device=device)
+        # the same LightningModule as `lr0fm benchmark`, driven without a Trainer (one is already running)
+        module = ZeroShotModule(
+            backbone,
+            cache.for_dataset(backbone, dataset, device=device),
+            resolutions,
+            model_name=model_name or backbone.spec,
+            dataset_name=name,
+            protocol=protocol,
+            chain=transform.chain.name,
+            keep_predictions=False,
+            skip_corrupt=skip_corrupt,
+        )
+        module.counts.to(device)
         loader = make_loader(
             MultiResolutionDataset(dataset, transform),
             batch_size=batch_size,
@@ -93,24 +106,14 @@ def evaluate_backbone(
             world_size=world,
             pin_memory=device.type == "cuda",
         )
-        counts = ZeroShotCounts(len(resolutions), keep_predictions=False).to(device)
-        for views, labels, indices, corrupt in loader:
-            skipped = check_corrupt(corrupt, skip_corrupt)
-            if views is None:
-                counts.add_skipped(skipped)
-                continue
+        module.on_validation_epoch_start()
+        for step, (views, labels, indices, corrupt) in enumerate(loader):
+            if views is not None:
+                views, labels, indices = (x.to(device, non_blocking=True) for x in (views, labels, indices))
             with autocast(device, precision):
-                top5 = predict_top5(backbone, classifier, views.to(device, non_blocking=True))
-            counts.update(top5, labels.to(device), indices.to(device), skipped)
-        records += counts_to_records(
-            counts.compute(),
-            model=model_name or backbone.spec,
-            dataset=name,
-            resolutions=resolutions,
-            num_classes=int(classifier.shape[0]),
-            protocol=protocol,
-            chain=transform.chain.name,
-        )
+                module.validation_step((views, labels, indices, corrupt), step)
+        module.on_validation_epoch_end()
+        records += module.records
     return records
 
 

@@ -92,8 +92,9 @@ class ZeroShotModule(L.LightningModule):
                 "labels": result["labels"].reshape(-1).cpu(),
                 "preds": (preds if preds.dim() == 3 else preds.reshape(1, len(self.resolutions), -1)).cpu(),
             }
-        for rec in self.records:
-            self.log(f"top1/{self.dataset_name}/{rec['resolution']}", rec["top1"], rank_zero_only=True)
+        if self._trainer is not None:  # driven by a Trainer (lr0fm benchmark), not by evaluate_backbone
+            for rec in self.records:
+                self.log(f"top1/{self.dataset_name}/{rec['resolution']}", rec["top1"], rank_zero_only=True)
         self.counts.reset()
 
     on_test_epoch_end = on_validation_epoch_end

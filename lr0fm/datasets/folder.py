@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lr0fm.datasets.base import DatasetError, ZeroShotDataset, load_image
+from lr0fm.datasets.registry import register_dataset_scheme
 from lr0fm.datasets.resources import check_templates, read_text_lines
 from lr0fm.datasets.scan import class_folders, scan_class_folders
 
@@ -23,14 +24,17 @@ CLASSNAMES_FILE = "classnames.txt"
 TEMPLATES_FILE = "zeroshot_classification_templates.txt"
 
 
-def build_folder_dataset(path: Path) -> ZeroShotDataset:
-    """Load the image folder at ``path`` (layout in the module docstring).
+@register_dataset_scheme("folder")
+def build_folder_dataset(path: Path, split: str = "test") -> ZeroShotDataset:
+    """Load the image folder at ``path`` (layout in the module docstring); it has only the ``test`` split.
 
     Raises:
         DatasetError: on a missing folder, no class folders, an empty class folder, a class-name count
-            that differs from the folder count, or a template without ``{c}``.
+            that differs from the folder count, a template without ``{c}``, or another split than ``test``.
 
     """
+    if split != "test":
+        raise DatasetError(f"dataset 'folder:{path}' provides only the 'test' split, not {split!r}.")
     if not path.is_dir():
         raise DatasetError(
             f"folder: {str(path)!r} is not a directory; expected <path>/<class folder>/*.jpg with one "

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from lr0fm.datasets.base import DatasetError, ZeroShotDataset, load_image
 from lr0fm.datasets.layouts import require
+from lr0fm.datasets.registry import register_dataset
 from lr0fm.datasets.resources import classnames, packaged_lines, templates
 from lr0fm.datasets.scan import scan_class_folders
 
@@ -52,6 +53,7 @@ def unpack_raw_imagenet(root: Path) -> None:
         raise DatasetError(f"imagenet: could not unpack the ILSVRC2012 archives in {str(root)!r}: {exc}") from exc
 
 
+@register_dataset("imagenet", download=unpack_raw_imagenet)
 def build_imagenet(root: Path) -> ZeroShotDataset:
     """ImageNet-1k validation set (torchvision's ``val/<wnid>/`` layout)."""
     unpack_raw_imagenet(root)
@@ -61,6 +63,7 @@ def build_imagenet(root: Path) -> ZeroShotDataset:
     return _dataset("imagenet", samples)
 
 
+@register_dataset("imagenet-v2")
 def build_imagenet_v2(root: Path) -> ZeroShotDataset:
     """ImageNet-V2 matched-frequency: folders named by ImageNet class index ``0``..``999``."""
     base = root / "imagenetv2-matched-frequency-format-val"
@@ -69,6 +72,7 @@ def build_imagenet_v2(root: Path) -> ZeroShotDataset:
     return _dataset("imagenet-v2", samples, parent_classifier="imagenet")
 
 
+@register_dataset("imagenet-sketch")
 def build_imagenet_sketch(root: Path) -> ZeroShotDataset:
     """ImageNet-Sketch: ``sketch/<wnid>/`` folders of ImageNet's 1000 classes."""
     require("imagenet-sketch", root, root / "sketch")
@@ -91,11 +95,13 @@ def _build_subset(name: str, root: Path) -> ZeroShotDataset:
     return _dataset(name, samples, class_subset=subset_indices(name), parent_classifier="imagenet")
 
 
+@register_dataset("imagenet-a")
 def build_imagenet_a(root: Path) -> ZeroShotDataset:
     """ImageNet-A: ``imagenet-a/<wnid>/`` folders of 200 ImageNet classes."""
     return _build_subset("imagenet-a", root)
 
 
+@register_dataset("imagenet-r")
 def build_imagenet_r(root: Path) -> ZeroShotDataset:
     """ImageNet-R: ``imagenet-r/<wnid>/`` folders of 200 ImageNet classes."""
     return _build_subset("imagenet-r", root)

@@ -33,6 +33,7 @@ import numpy as np
 from lr0fm.catalog import did_you_mean
 from lr0fm.datasets.base import DatasetError, ZeroShotDataset, load_image
 from lr0fm.datasets.layouts import require
+from lr0fm.datasets.registry import register_dataset, torchvision_download
 from lr0fm.datasets.resources import classnames, packaged_lines, templates
 from lr0fm.datasets.scan import check_files_exist
 
@@ -84,6 +85,7 @@ def caltech101_test_images(images_per_class: list[list[Path]], seed: int = CALTE
     return tests
 
 
+@register_dataset("caltech101", download=torchvision_download("Caltech101"))
 def build_caltech101(root: Path) -> ZeroShotDataset:
     """Caltech101 test split of the authors: 102 classes with ``background``, seeded random split."""
     base = root / "caltech101" / "101_ObjectCategories"
@@ -106,6 +108,7 @@ def build_caltech101(root: Path) -> ZeroShotDataset:
     return _dataset("caltech101", [(str(p), label) for label, paths in zip(labels, tests) for p in paths])
 
 
+@register_dataset("dtd", download=torchvision_download("DTD", split="test", partition=1))
 def build_dtd(root: Path) -> ZeroShotDataset:
     """DTD partition 1 test split (``labels/test1.txt``)."""
     data = root / "dtd" / "dtd"
@@ -120,6 +123,7 @@ def build_dtd(root: Path) -> ZeroShotDataset:
     return _dataset("dtd", samples)
 
 
+@register_dataset("food101", download=torchvision_download("Food101", split="test"))
 def build_food101(root: Path) -> ZeroShotDataset:
     """Food-101 test split (``meta/test.json``: ``{"apple_pie": ["apple_pie/1011328", ...], ...}``)."""
     base = root / "food-101"
@@ -138,6 +142,7 @@ def build_food101(root: Path) -> ZeroShotDataset:
     return _dataset("food101", samples)
 
 
+@register_dataset("sun397", download=torchvision_download("SUN397"))
 def build_sun397(root: Path) -> ZeroShotDataset:
     """SUN397 partition 01 test split (``SUN397/Testing_01.txt``, e.g. ``/a/abbey/sun_x.jpg``)."""
     data = root / "SUN397"
@@ -169,6 +174,7 @@ def _mat_field(mat: dict[str, Any], key: str, path: Path, dataset: str) -> Any:
     return mat[key]
 
 
+@register_dataset("stanford-cars")
 def build_stanford_cars(root: Path) -> ZeroShotDataset:
     """Stanford Cars test split (``cars_test_annos_withlabels.mat``: ``fname`` and 1-based ``class``)."""
     base = root / "stanford_cars"
@@ -186,6 +192,9 @@ def build_stanford_cars(root: Path) -> ZeroShotDataset:
     return _dataset("stanford-cars", samples)
 
 
+@register_dataset(
+    "fgvc-aircraft", download=torchvision_download("FGVCAircraft", split="test", annotation_level="variant")
+)
 def build_fgvc_aircraft(root: Path) -> ZeroShotDataset:
     """FGVC-Aircraft test split at the variant level (``images_variant_test.txt``: ``<id> <variant>``)."""
     data = root / "fgvc-aircraft-2013b" / "data"
@@ -200,6 +209,7 @@ def build_fgvc_aircraft(root: Path) -> ZeroShotDataset:
     return _dataset("fgvc-aircraft", samples)
 
 
+@register_dataset("oxford-pets", download=torchvision_download("OxfordIIITPet", split="test"))
 def build_oxford_pets(root: Path) -> ZeroShotDataset:
     """Oxford-IIIT Pet test split (``annotations/test.txt``: ``<image id> <class 1..37> <species> <id>``)."""
     base = root / "oxford-iiit-pet"
@@ -220,6 +230,7 @@ def build_oxford_pets(root: Path) -> ZeroShotDataset:
     return _dataset("oxford-pets", samples)
 
 
+@register_dataset("flowers102", download=torchvision_download("Flowers102", split="test"))
 def build_flowers102(root: Path) -> ZeroShotDataset:
     """Oxford Flowers-102 test split (``setid.mat`` ``tstid``; 1-based labels in ``imagelabels.mat``)."""
     base = root / "flowers-102"
@@ -249,6 +260,7 @@ def _coop_split(path: Path, dataset: str, part: str) -> list[str]:
         ) from exc
 
 
+@register_dataset("eurosat", download=torchvision_download("EuroSAT"))
 def build_eurosat(root: Path) -> ZeroShotDataset:
     """EuroSAT RGB test set of the authors: the ``val`` list of CoOp's ``split_zhou_EuroSAT.json`` (5,400)."""
     base = root / "eurosat" / "2750"
@@ -275,6 +287,7 @@ def _squash(name: str) -> str:
     return name.replace(" ", "").replace("_", "").lower()
 
 
+@register_dataset("ucf101")
 def build_ucf101(root: Path) -> ZeroShotDataset:
     """UCF101 split-1 test videos as middle frames.
 

@@ -23,6 +23,7 @@ from typing import Any, BinaryIO
 from PIL import Image
 
 from lr0fm.datasets.base import CorruptImageError, DatasetError, ZeroShotDataset
+from lr0fm.datasets.registry import register_dataset_scheme
 from lr0fm.datasets.resources import check_templates, read_text_lines
 
 #: Image extensions of webdataset samples, in order of preference.
@@ -134,6 +135,7 @@ def index_shard(shard: Path, num_classes: int) -> list[tuple[ShardMember, int]]:
     ]
 
 
+@register_dataset_scheme("wds")
 def build_wds_dataset(path: Path, split: str = "test") -> ZeroShotDataset:
     """Load CLIP_benchmark webdataset shards from ``path`` (layout in the module docstring).
 

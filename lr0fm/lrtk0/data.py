@@ -1,13 +1,7 @@
 """LR-TK0 training data: HR images served with K multi-scale LR versions, deterministic and DDP-aware.
 
-Sources (``source`` strings):
-
-* ``toy`` or ``toy:N`` -- the first ``N`` (default 10,000) HR images of the toy world's ``lrtk0`` split.
-* ``folder:/path`` (or a bare path) -- every image under ``/path``, recursively. The layout of
-  ``lr0fm synth`` (``DIR/images/<caption_id:05d>/<image_index:03d>.jpg`` with ``DIR/captions.tsv``) is
-  recognised: each caption folder is one caption. Elsewhere the parent folder names the caption.
-* ``wds:/path`` -- webdataset ``.tar`` shards under ``/path`` (e.g. ``DIR/webdataset`` of ``lr0fm synth``);
-  members ``<key>.jpg|png|webp`` with an optional ``<key>.txt`` caption.
+The HR images come from a source string (:mod:`lr0fm.lrtk0.sources`: ``folder:/path``, ``wds:/path``,
+the toy world's ``toy:N``, or any plug-in's).
 
 Each item is ``{"hr": [3,H,W], "lr": [K,3,H,W], "index": int, "caption": int}``, made as the LR0.FM
 authors' ``LR_Robust_Dataset`` (``EVA/EVA-CLIP/rei/training/data_train.py``) makes it: LR view ``k`` draws
@@ -30,12 +24,7 @@ needs ``use_distributed_sampler: false`` (the ``lr0fm fit`` CLI sets it).
 
 from __future__ import annotations
 
-import csv
-import io
-import tarfile
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -45,215 +34,14 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lr0fm.datasets.base import DatasetError
+from lr0fm.lrtk0.sources import HRImages, build_hr_images
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 #: default LR buckets of the paper: side ``n`` of the square LR view, half-open ranges ``[low, high)``
 DEFAULT_BUCKETS: tuple[tuple[int, int], ...] = ((16, 32), (32, 64), (64, 128))
 #: the authors' train-time ``RandomResizedCrop`` scale range
 AUTHORS_CROP_SCALE = (0.9, 1.0)
 #: the authors' images of one caption per batch (``DistributedRandomIdentitySampler(num_instances=4)``)
 AUTHORS_CAPTION_GROUP = 4
-SOURCE_FORMS = "toy, toy:N, folder:/path (or a bare path), wds:/path"
-
-
-class HRImages(ABC):
-    """Indexable HR training images with a caption id per image (the "CL" variant's label).
-
-    Attributes:
-        captions: caption text per caption id.
-
-    """
-
-    captions: list[str]
-
-    @abstractmethod
-    def __len__(self) -> int: ...
-
-    @abstractmethod
-    def image(self, index: int) -> Image.Image:
-        """Return HR image ``index`` as an RGB PIL image."""
-
-    @abstractmethod
-    def caption_id(self, index: int) -> int:
-        """Return the caption id of image ``index``."""
-
-
-class ToyHRImages(HRImages):
-    """The toy world's ``lrtk0`` split; the caption of an image names all its attributes."""
-
-    def __init__(self, num_images: int = 10_000, seed: int = 0) -> None:
-        from lr0fm.toy.lrtk0_data import ToyLRTK0Images
-        from lr0fm.toy.world import split_combinations
-
-        self.images = ToyLRTK0Images(num_images, seed)
-        self.seed = seed
-        self.combos = split_combinations("lrtk0")
-        self.captions = [
-            f"a {a.size} {a.color} {a.texture} {a.shape} on a {a.background} background" for a in self.combos
-        ]
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def image(self, index: int) -> Image.Image:
-        """Render HR image ``index``."""
-        return self.images[index]
-
-    def caption_id(self, index: int) -> int:
-        """Index of the image's attribute combination in the split."""
-        from lr0fm.toy.world import scene_at
-
-        return self.combos.index(scene_at("lrtk0", index, self.seed).attrs)
-
-
-def _read_synth_captions(root: Path) -> dict[str, str]:
-    path = root / "captions.tsv"
-    if not path.is_file():
-        return {}
-    with path.open(newline="") as handle:
-        rows = list(csv.reader(handle, delimiter="\t"))
-    return {f"{int(row[0]):05d}": row[-1] for row in rows[1:] if row and row[0].isdigit()}
-
-
-class FolderHRImages(HRImages):
-    """Every image under a folder (recursively, sorted); the synth layout's caption folders are captions.
-
-    Args:
-        root: the folder (``lr0fm synth`` output dir, its ``images/`` folder, or any image folder).
-        images_per_caption: keep at most this many images per caption (first by file name).
-
-    Raises:
-        DatasetError: missing folder or no image in it.
-
-    """
-
-    def __init__(self, root: str | Path, images_per_caption: int | None = None) -> None:
-        root = Path(root)
-        if not root.is_dir():
-            raise DatasetError(
-                f"LR-TK0 training folder {str(root)!r} does not exist; expected a folder of images, e.g. the "
-                "output of `lr0fm synth` (DIR/images/<caption_id:05d>/<image_index:03d>.jpg)"
-            )
-        texts = _read_synth_captions(root)
-        image_root = root / "images" if (root / "images").is_dir() else root
-        files = sorted(p for p in image_root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        if not files:
-            raise DatasetError(
-                f"no image ({', '.join(IMAGE_SUFFIXES)}) under {str(image_root)!r}; expected a folder of images, "
-                "e.g. the output of `lr0fm synth` (DIR/images/<caption_id:05d>/<image_index:03d>.jpg)"
-            )
-        keys = [p.parent.relative_to(image_root).as_posix() for p in files]
-        if images_per_caption is not None:
-            kept: dict[str, int] = {}
-            selected = []
-            for path, key in zip(files, keys):
-                kept[key] = kept.get(key, 0) + 1
-                if kept[key] <= images_per_caption:
-                    selected.append((path, key))
-            files, keys = [p for p, _ in selected], [k for _, k in selected]
-        names = list(dict.fromkeys(keys))
-        self.files = files
-        self.captions = [texts.get(name, name.replace("_", " ")) for name in names]
-        ids = {name: i for i, name in enumerate(names)}
-        self.caption_ids = [ids[key] for key in keys]
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def image(self, index: int) -> Image.Image:
-        """Decode image ``index`` as RGB."""
-        with Image.open(self.files[index]) as image:
-            return image.convert("RGB")
-
-    def caption_id(self, index: int) -> int:
-        """Caption id of image ``index`` (its caption folder)."""
-        return self.caption_ids[index]
-
-
-class WebDatasetHRImages(HRImages):
-    """Images of webdataset ``.tar`` shards (sorted); ``<key>.txt`` members give the captions.
-
-    Members are located once by offset, and read by seeking, so the dataset is map-style and picklable.
-
-    Raises:
-        DatasetError: no ``.tar`` shard, or shards without images.
-
-    """
-
-    def __init__(self, root: str | Path, images_per_caption: int | None = None) -> None:
-        root = Path(root)
-        shards = sorted(root.glob("*.tar")) if root.is_dir() else [root] if root.suffix == ".tar" else []
-        if not shards:
-            raise DatasetError(
-                f"no webdataset shard (*.tar) at {str(root)!r}; expected e.g. DIR/webdataset/synth-00000.tar "
-                "from `lr0fm synth --webdataset`, with members <key>.jpg and optional <key>.txt"
-            )
-        self.members: list[tuple[Path, int, int]] = []
-        texts: dict[str, str] = {}
-        keys: list[str] = []
-        for shard in shards:
-            with tarfile.open(shard) as tar:
-                for info in tar:
-                    stem, suffix = info.name.rsplit(".", 1) if "." in info.name else (info.name, "")
-                    if f".{suffix.lower()}" in IMAGE_SUFFIXES:
-                        self.members.append((shard, info.offset_data, info.size))
-                        keys.append(stem)
-                    elif suffix == "txt":
-                        texts[stem] = tar.extractfile(info).read().decode().strip()
-        if not self.members:
-            raise DatasetError(f"the shards under {str(root)!r} hold no image member ({', '.join(IMAGE_SUFFIXES)})")
-        # the caption of a synth member <cid>_<idx> is shared by all images of <cid>
-        groups = [key.rsplit("_", 1)[0] if key.rsplit("_", 1)[-1].isdigit() else key for key in keys]
-        if images_per_caption is not None:
-            counts: dict[str, int] = {}
-            keep = []
-            for i, group in enumerate(groups):
-                counts[group] = counts.get(group, 0) + 1
-                if counts[group] <= images_per_caption:
-                    keep.append(i)
-            self.members = [self.members[i] for i in keep]
-            keys, groups = [keys[i] for i in keep], [groups[i] for i in keep]
-        names = list(dict.fromkeys(groups))
-        first_key = {g: k for k, g in reversed(list(zip(keys, groups)))}
-        self.captions = [texts.get(first_key[name], name) for name in names]
-        ids = {name: i for i, name in enumerate(names)}
-        self.caption_ids = [ids[g] for g in groups]
-
-    def __len__(self) -> int:
-        return len(self.members)
-
-    def image(self, index: int) -> Image.Image:
-        """Read and decode image member ``index``."""
-        shard, offset, size = self.members[index]
-        with shard.open("rb") as handle:
-            handle.seek(offset)
-            data = handle.read(size)
-        with Image.open(io.BytesIO(data)) as image:
-            return image.convert("RGB")
-
-    def caption_id(self, index: int) -> int:
-        """Caption id of member ``index``."""
-        return self.caption_ids[index]
-
-
-def build_hr_images(source: str, *, images_per_caption: int | None = None, seed: int = 0) -> HRImages:
-    """Open an LR-TK0 training source (forms in the module docstring).
-
-    Raises:
-        DatasetError: malformed ``toy:N`` or an unreadable folder/shard set.
-
-    """
-    if source == "toy" or source.startswith("toy:"):
-        count = source.partition(":")[2] or "10000"
-        if not count.isdigit() or int(count) < 1:
-            raise DatasetError(f"bad LR-TK0 source {source!r}: expected toy or toy:N with N >= 1")
-        return ToyHRImages(int(count), seed)
-    if source.startswith("wds:"):
-        return WebDatasetHRImages(source[4:], images_per_caption)
-    path = source[len("folder:") :] if source.startswith("folder:") else source
-    if not Path(path).exists():
-        raise DatasetError(f"LR-TK0 source {source!r} is not a path; expected one of: {SOURCE_FORMS}")
-    return FolderHRImages(path, images_per_caption)
 
 
 def draw_lr_sizes(buckets: Sequence[Sequence[int]], seed: int, epoch: int, index: int) -> list[int]:

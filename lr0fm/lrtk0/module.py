@@ -31,14 +31,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lr0fm.lrtk0.attachment import AttachedTokens
 from lr0fm.lrtk0.export import save_lr_tokens
 from lr0fm.lrtk0.freeze import apply_frozen_modes, freeze_backbone, unfreeze_authors_code
 from lr0fm.lrtk0.loss import caption_classification_loss, distillation_loss, gather_with_grad
+from lr0fm.lrtk0.methods import METHODS
 from lr0fm.lrtk0.tokens import LRTokens
-from lr0fm.lrtk0.vpt import VisualPromptTokens
 from lr0fm.models.base import Backbone
 
-METHODS = ("lr_tokens", "vpt", "none")
 OPTIMIZERS = ("adamw", "lamb")
 #: Table 5 "not frozen" variants (see :mod:`lr0fm.lrtk0.freeze`)
 FINETUNE_SCHEMES = ("paper-text", "authors-code")
@@ -144,8 +144,7 @@ class LRTK0Module(L.LightningModule):
         export_path: str | None = None,
     ) -> None:
         super().__init__()
-        if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+        build_tokens = METHODS.get(method)  # ValueError naming the known methods
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
         if finetune is not None and finetune not in FINETUNE_SCHEMES:
@@ -171,13 +170,14 @@ class LRTK0Module(L.LightningModule):
             freeze_backbone(self.backbone)
             if finetune == "authors-code":
                 self.unfrozen = unfreeze_authors_code(self.backbone, layer_decay=layer_decay)
-        self.tokens: LRTokens | VisualPromptTokens | None = None
-        if method == "lr_tokens":
-            self.tokens = LRTokens(
-                self.backbone, start_block=start_block, init=token_init, std=token_std, embed_std=embed_token_std
-            )
-        elif method == "vpt":
-            self.tokens = VisualPromptTokens(self.backbone, num_prompts=num_prompts, init=token_init, std=token_std)
+        self.tokens: AttachedTokens | None = build_tokens(
+            self.backbone,
+            start_block=start_block,
+            init=token_init,
+            std=token_std,
+            embed_std=embed_token_std,
+            num_prompts=num_prompts,
+        )
         if activation_checkpointing:
             _set_grad_checkpointing(self.backbone.visual)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)), requires_grad=learn_temperature)

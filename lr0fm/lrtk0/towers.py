@@ -1,6 +1,7 @@
 """Where tokens attach inside a vision tower: patch embedding, transformer blocks and the token layout.
 
-Two tower families are supported, covering every ViT backbone of the benchmark that LR-TK0 targets:
+Two tower adapters are registered (:func:`register_tower` adds more), covering every ViT backbone of the
+benchmark that LR-TK0 targets:
 
 * ``"open_clip"``: ``open_clip.transformer.VisionTransformer`` (CLIP, OpenCLIP, MetaCLIP, CLIPA, DFN).
   The patch embedding is ``conv1`` (output ``[B, C, gh, gw]``), followed by class-token concat,
@@ -15,12 +16,14 @@ Two tower families are supported, covering every ViT backbone of the benchmark t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from lr0fm.models.base import Backbone
+from lr0fm.registry import Registry
 
 
 class TowerError(ValueError):
@@ -97,54 +100,77 @@ def _as_pair(value: object) -> tuple[int, int]:
     return int(first), int(second)
 
 
+#: ``adapter(tower) -> TowerLayout | None`` by tower kind: describes a tower it recognises, else ``None``.
+TOWERS: Registry[Callable[[nn.Module], TowerLayout | None]] = Registry("ViT tower adapter", error=TowerError)
+
+
+def register_tower(kind: str) -> Callable[[Callable[[nn.Module], TowerLayout | None]], Callable]:
+    """Decorator registering a tower adapter (tried in registration order by :func:`tower_layout`)."""
+    return TOWERS.register(kind)
+
+
+@register_tower("open_clip")
+def _open_clip_tower(tower: nn.Module) -> TowerLayout | None:
+    if not (hasattr(tower, "conv1") and hasattr(tower, "class_embedding") and hasattr(tower, "transformer")):
+        return None
+    transformer = tower.transformer
+    return TowerLayout(
+        kind="open_clip",
+        tower_class=type(tower).__name__,
+        grid=_as_pair(tower.grid_size),
+        width=int(tower.conv1.out_channels),
+        num_prefix_tokens=1,
+        batch_first=bool(getattr(transformer, "batch_first", True)),
+        patch_embed=tower.conv1,
+        blocks=tuple(transformer.resblocks),
+        pre_norm=getattr(tower, "ln_pre", None),
+        tower=tower,
+    )
+
+
+@register_tower("timm")
+def _timm_tower(tower: nn.Module) -> TowerLayout | None:
+    if not (hasattr(tower, "patch_embed") and hasattr(tower, "blocks") and hasattr(tower, "num_prefix_tokens")):
+        return None
+    return TowerLayout(
+        kind="timm",
+        tower_class=type(tower).__name__,
+        grid=_as_pair(tower.patch_embed.grid_size),
+        width=int(tower.embed_dim),
+        num_prefix_tokens=int(tower.num_prefix_tokens),
+        batch_first=True,
+        patch_embed=tower.patch_embed,
+        blocks=tuple(tower.blocks),
+        pre_norm=getattr(tower, "norm_pre", None),
+        tower=tower,
+    )
+
+
 def tower_layout(visual: nn.Module | Backbone) -> TowerLayout:
     """Describe where tokens attach in a vision tower.
 
     Args:
         visual: an open_clip ``VisionTransformer``, a timm ``VisionTransformer``/``Eva``, open_clip's
             ``TimmModel`` wrapping one of those, or a :class:`~lr0fm.models.base.Backbone` (its
-            ``visual`` is used).
+            ``visual`` is used); other towers need an adapter registered with :func:`register_tower`.
 
     Returns:
         The tower's layout.
 
     Raises:
-        TowerError: the tower is not a supported ViT (e.g. a ResNet or a Hugging Face BLIP tower).
+        TowerError: no registered adapter recognises the tower (e.g. a ResNet or a Hugging Face BLIP tower).
 
     """
     if isinstance(visual, Backbone):
         visual = visual.visual
     tower = getattr(visual, "trunk", visual)  # open_clip TimmModel wraps a timm model as ``trunk``
-    if hasattr(tower, "conv1") and hasattr(tower, "class_embedding") and hasattr(tower, "transformer"):
-        transformer = tower.transformer
-        return TowerLayout(
-            kind="open_clip",
-            tower_class=type(tower).__name__,
-            grid=_as_pair(tower.grid_size),
-            width=int(tower.conv1.out_channels),
-            num_prefix_tokens=1,
-            batch_first=bool(getattr(transformer, "batch_first", True)),
-            patch_embed=tower.conv1,
-            blocks=tuple(transformer.resblocks),
-            pre_norm=getattr(tower, "ln_pre", None),
-            tower=tower,
-        )
-    if hasattr(tower, "patch_embed") and hasattr(tower, "blocks") and hasattr(tower, "num_prefix_tokens"):
-        return TowerLayout(
-            kind="timm",
-            tower_class=type(tower).__name__,
-            grid=_as_pair(tower.patch_embed.grid_size),
-            width=int(tower.embed_dim),
-            num_prefix_tokens=int(tower.num_prefix_tokens),
-            batch_first=True,
-            patch_embed=tower.patch_embed,
-            blocks=tuple(tower.blocks),
-            pre_norm=getattr(tower, "norm_pre", None),
-            tower=tower,
-        )
+    for entry in TOWERS:
+        layout = entry.obj(tower)
+        if layout is not None:
+            return layout
     raise TowerError(
         f"cannot attach tokens to vision tower {type(tower).__name__!r}: expected an open_clip "
         "VisionTransformer (conv1, class_embedding, transformer.resblocks) or a timm "
         "VisionTransformer/Eva (patch_embed, blocks, num_prefix_tokens), optionally wrapped as "
-        "open_clip TimmModel.trunk"
+        f"open_clip TimmModel.trunk, or a tower adapter registered for it (known: {', '.join(TOWERS.names())})"
     )

@@ -1,7 +1,7 @@
 """Backbone registry: load any supported image-text model behind the :class:`Backbone` interface.
 
 The registry (which imports open_clip and, through it, transformers) is imported on first use of
-:func:`load_backbone`, :func:`list_models`, ``BUILTINS`` or ``SPEC_FORMS``, so modules that only need
+:func:`load_backbone`, :func:`list_models` or ``SPEC_FORMS``, so modules that only need
 ``lr0fm.models.base`` stay cheap to import.
 """
 
@@ -14,7 +14,6 @@ from lr0fm.models.base import Backbone, PreprocessConfig
 from lr0fm.models.errors import WeightsUnavailableError
 
 _LAZY_ATTRIBUTES = {
-    "BUILTINS": "lr0fm.models.registry",
     "list_models": "lr0fm.models.registry",
     "load_backbone": "lr0fm.models.registry",
     "SPEC_FORMS": "lr0fm.models.specs",
@@ -29,7 +28,6 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "BUILTINS",
     "SPEC_FORMS",
     "Backbone",
     "PreprocessConfig",

@@ -7,49 +7,33 @@ weights, wildcards list what can be loaded, unknown names fail with close matche
 from __future__ import annotations
 
 import fnmatch
-import importlib
 from pathlib import Path
 
 import open_clip
 
 from lr0fm.models.base import Backbone
 from lr0fm.models.blip_loader import load_blip
+from lr0fm.models.builtin import BACKBONES
 from lr0fm.models.openclip_loader import load_open_clip
 from lr0fm.models.paper_backbones import read_paper_backbones
 from lr0fm.models.specs import SPEC_FORMS, BlipSpec, parse_spec
-
-#: Builtin backbone names -> (module, loader function); loaders take ``device=`` and return a Backbone.
-BUILTINS: dict[str, tuple[str, str]] = {
-    "toyclip": ("lr0fm.toy.backbone", "load_toyclip"),
-}
 
 
 def list_models(pattern: str = "*", *, paper_config: str | Path | None = None) -> list[str]:
     """List loadable backbone names matching an fnmatch ``pattern`` (case-insensitive).
 
-    The names are every open_clip ``ARCH:TAG`` pretrained pair, the builtins (:data:`BUILTINS`) and the
-    paper's backbone names from ``lr0fm/resources/backbones/lr0fm66.yaml`` (when present).
+    The names are every open_clip ``ARCH:TAG`` pretrained pair, the named backbones (registered with
+    :func:`lr0fm.models.builtin.register_backbone`, e.g. the toy world's ``toyclip``) and the paper's backbone
+    names from ``lr0fm/resources/backbones/lr0fm66.yaml``.
 
     Args:
         pattern: wildcard pattern, e.g. ``"ViT-B-16*:*laion*"`` or ``"*SigLIP*"``.
         paper_config: another backbone table to read instead of the default YAML.
 
     """
-    names = [*open_clip.list_pretrained(as_str=True), *BUILTINS, *read_paper_backbones(paper_config)]
+    names = [*open_clip.list_pretrained(as_str=True), *BACKBONES.names(), *read_paper_backbones(paper_config)]
     pattern = pattern.lower()
     return [name for name in dict.fromkeys(names) if fnmatch.fnmatchcase(name.lower(), pattern)]
-
-
-def _load_builtin(name: str, device: str) -> Backbone:
-    module_name, function = BUILTINS[name]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        raise ImportError(
-            f"Builtin backbone {name!r} needs module {module_name!r}, which is not available ({err}). "
-            f"Install lr0fm with its toy package, or load an open_clip spec instead."
-        ) from err
-    return getattr(module, function)(device=device)
 
 
 def load_backbone(
@@ -74,7 +58,7 @@ def load_backbone(
           ``preprocess_cfg`` stored with the weights is honoured.
         - ``hf:Salesforce/blip-itm-base-coco`` (any BLIP ITM hub repo or local dir): BLIP ITC zero-shot
           through transformers.
-        - a builtin name (``"toyclip"``) or a paper backbone name from ``list_models()``.
+        - a registered name (``"toyclip"``) or a paper backbone name from ``list_models()``.
 
     Args:
         spec: the spec string.
@@ -99,8 +83,8 @@ def load_backbone(
 
     """
     spec = spec.strip()
-    if spec in BUILTINS:
-        return _load_builtin(spec, device)
+    if spec in BACKBONES:
+        return BACKBONES.get(spec)(device=device)
     paper = read_paper_backbones(paper_config)
     entry = paper.get(spec)
     if entry is not None:
@@ -110,7 +94,7 @@ def load_backbone(
         paper_name, spec = spec, str(entry["spec"]).strip()
     else:
         paper_name = next((name for name, e in paper.items() if str(e.get("spec", "")).strip() == spec), None)
-    known = [*open_clip.list_pretrained(as_str=True), *BUILTINS, *paper]
+    known = [*open_clip.list_pretrained(as_str=True), *BACKBONES.names(), *paper]
     parsed = parse_spec(spec, known)
     loader = load_blip if isinstance(parsed, BlipSpec) else load_open_clip
     backbone = loader(parsed, name=spec, device=device, seed=seed, cache_dir=cache_dir, precision=precision)
@@ -122,4 +106,4 @@ def load_backbone(
     return backbone
 
 
-__all__ = ["BUILTINS", "SPEC_FORMS", "list_models", "load_backbone"]
+__all__ = ["SPEC_FORMS", "list_models", "load_backbone"]

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Protocol
 from lr0fm.protocols.chains import Chain, ViewTransform
 from lr0fm.protocols.paper_chains import PAPER_CHAINS, PAPER_TEXT_CHAIN
 from lr0fm.protocols.resolutions import Resolution
+from lr0fm.registry import Registry
 
 #: The protocol ``lr0fm benchmark`` and LR-TK0's zero-shot callback use when none is named.
 DEFAULT_PROTOCOL = "paper"
@@ -50,37 +51,31 @@ class LRProtocol:
         )
 
 
-_PROTOCOLS: dict[str, LRProtocol] = {}
+#: The registered protocols by name.
+PROTOCOLS: Registry[LRProtocol] = Registry("LR protocol")
 
 
 def register_protocol(cls: type[LRProtocol]) -> type[LRProtocol]:
-    """Class decorator: register an :class:`LRProtocol` subclass under its ``name``."""
+    """Class decorator: register an instance of an :class:`LRProtocol` subclass under its ``name``."""
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no name")
-    _PROTOCOLS[cls.name] = cls()
+    PROTOCOLS.add(cls.name, cls())
     return cls
 
 
 def list_protocols() -> list[str]:
     """Names of the registered protocols."""
-    return list(_PROTOCOLS)
+    return PROTOCOLS.names()
 
 
 def get_protocol(name: str) -> LRProtocol:
     """The registered protocol called ``name``.
 
     Raises:
-        ValueError: unknown name (with the known ones).
+        ValueError: unknown name (with close matches and the known ones).
 
     """
-    if name not in _PROTOCOLS:
-        from lr0fm.catalog import did_you_mean
-
-        raise ValueError(
-            f"unknown LR protocol {name!r}.{did_you_mean(name, list(_PROTOCOLS))} "
-            f"Known protocols: {', '.join(_PROTOCOLS)}."
-        )
-    return _PROTOCOLS[name]
+    return PROTOCOLS.get(name)
 
 
 def paper_chain_of(backbone: ProtocolTarget) -> Chain | None:
