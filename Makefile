@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/lr0fm benchmark --config configs/benchmark/toy.yaml
+	$(BIN)/lr0fm benchmark --config toy
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -11,7 +11,7 @@ EPILOG = """examples:
   lr0fm benchmark --model toyclip --dataset toy-color toy-texture toy-size --resolutions 8 16 32 hr
   lr0fm benchmark --model ViT-B-16:laion2b_s34b_b88k --dataset imagenet=/data/imagenet dtd=/data \\
       --devices 4 --strategy ddp
-  lr0fm benchmark --config configs/benchmark/lr0fm66.yaml
+  lr0fm benchmark --config lr0fm66                      # a packaged preset (or any YAML file)
   lr0fm benchmark --list-models 'EVA02*'
   lr0fm benchmark --list-protocols
 """
@@ -26,7 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--config", help="YAML file with any of the options below (command-line flags win)")
+    p.add_argument(
+        "--config",
+        help="YAML file with any of the options below (command-line flags win), or a packaged preset: toy, "
+        "lr0fm66, example",
+    )
     p.add_argument("--list-models", nargs="?", const="*", metavar="PATTERN", help="list backbone specs and exit")
     p.add_argument("--list-datasets", nargs="?", const="*", metavar="PATTERN", help="list dataset names and exit")
     p.add_argument("--model", "--models", dest="models", nargs="+", action="extend", metavar="SPEC")
@@ -77,8 +81,11 @@ def make_config(args: argparse.Namespace):
     """Merge ``--config`` YAML and flags into a :class:`BenchmarkConfig`."""
     from lr0fm.benchmark.runner import BenchmarkConfig
     from lr0fm.catalog import did_you_mean
+    from lr0fm.presets import resolve_config
 
     names = [f.name for f in fields(BenchmarkConfig)] + ["weights"]
+    if args.config:
+        args.config = resolve_config(args.config, "benchmark")
     values = _load_yaml(args.config) if args.config else {}
     unknown = [k for k in values if k not in names]
     if unknown:

@@ -37,7 +37,8 @@ def _num_classes_arg(text: str) -> tuple[str, int]:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "results",
-        help="results table (CSV or JSON Lines): model,dataset,resolution,top1[,top5,num_samples,num_classes]",
+        help="results table (CSV or JSON Lines): model,dataset,resolution,top1[,top5,num_samples,num_classes]; "
+        "'lr0fm66' is the published table of the paper's 66 backbones (shipped)",
     )
     parser.add_argument(
         "--alpha", type=float, default=DEFAULT_ALPHA, help="decay rate of Gamma near chance accuracy (default 200)"
@@ -118,8 +119,11 @@ def build_optimize_parser() -> argparse.ArgumentParser:
 
 def _load_table(args):
     from lr0fm.metrics.table import load_results
+    from lr0fm.presets import resolve_results
 
-    return load_results(args.results, protocol=args.protocol, allow_mixed_protocols=args.allow_mixed_protocols)
+    return load_results(
+        resolve_results(args.results), protocol=args.protocol, allow_mixed_protocols=args.allow_mixed_protocols
+    )
 
 
 def _class_counts(pairs: list[tuple[str, int]]) -> dict[str, int]:

@@ -77,6 +77,15 @@ def _load_yaml(path: str) -> dict[str, Any]:
     return settings
 
 
+def _preset(value: str) -> str:
+    from lr0fm.presets import resolve_config
+
+    try:
+        return resolve_config(value, "synth")
+    except FileNotFoundError as exc:
+        raise SynthError(f"--config: {exc}") from exc
+
+
 def config_from_args(argv: list[str]) -> SynthConfig:
     """Merge dataclass defaults, the YAML ``--config`` and the flags (last wins) into a config.
 
@@ -88,7 +97,7 @@ def config_from_args(argv: list[str]) -> SynthConfig:
     from lr0fm.synth.sharding import parse_shard
 
     args = vars(build_parser().parse_args(argv))
-    settings = _load_yaml(args.pop("config")) if "config" in args else {}
+    settings = _load_yaml(_preset(args.pop("config"))) if "config" in args else {}
     if args.pop("no_progress", False):
         settings["progress"] = False
     for key, value in args.items():

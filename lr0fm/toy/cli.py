@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,11 +41,15 @@ def main(argv: list[str] | None = None) -> int:
         overrides = {"seed": args.seed, "max_steps": args.max_steps, "batch_size": args.batch_size}
         if args.config is None:
             cfg = PretrainConfig(**{k: v for k, v in overrides.items() if v is not None})
-        elif not Path(args.config).is_file():
-            print(f"lr0fm toy pretrain: config file {args.config!r} not found", file=sys.stderr)
-            return 2
         else:
-            cfg = PretrainConfig.from_yaml(args.config, **overrides)
+            from lr0fm.presets import resolve_config
+
+            try:
+                path = resolve_config(args.config, "toy")
+            except FileNotFoundError as exc:
+                print(f"lr0fm toy pretrain: {exc}", file=sys.stderr)
+                return 2
+            cfg = PretrainConfig.from_yaml(path, **overrides)
         pretrain(cfg, args.output)
         print(f"wrote toyclip weights, config and tokenizer to {args.output}")
         return 0

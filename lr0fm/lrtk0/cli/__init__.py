@@ -1,18 +1,38 @@
 """``lr0fm fit | validate | test``: LR-TK0 training through LightningCLI.
 
-``lr0fm fit --config configs/lrtk0/toy.yaml`` trains; ``lr0fm validate --config ... --ckpt_path ...`` and
-``lr0fm test ...`` benchmark a checkpoint. Every run's full config lands in
-``lightning_logs/version_N/config.yaml`` and re-runs it (``lr0fm fit --config .../config.yaml``);
+``lr0fm fit --config toy`` (a packaged preset, or any YAML file) trains;
+``lr0fm validate --config ... --ckpt_path ...`` and ``lr0fm test ...`` benchmark a checkpoint. Every run's
+full config lands in ``lightning_logs/version_N/config.yaml`` and re-runs it
+(``lr0fm fit --config .../config.yaml``);
 ``--ckpt_path last`` resumes a killed run. Each subcommand has a thin module (``fit``, ``validate``,
 ``test``) because the top-level dispatcher calls a module's ``main(argv)`` without the command name.
 """
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 #: Lightning trainer entry points exposed as lr0fm subcommands
 SUBCOMMANDS = ("fit", "validate", "test")
+
+
+def resolve_config_args(argv: list[str]) -> list[str]:
+    """``--config NAME`` -> the packaged ``lrtk0`` preset file (a path to an existing file is kept).
+
+    Raises:
+        FileNotFoundError: a ``--config`` value is neither a file nor a preset.
+
+    """
+    from lr0fm.presets import resolve_config
+
+    out = list(argv)
+    for i, arg in enumerate(out):
+        if arg == "--config" and i + 1 < len(out):
+            out[i + 1] = resolve_config(out[i + 1], "lrtk0")
+        elif arg.startswith("--config="):
+            out[i] = "--config=" + resolve_config(arg.partition("=")[2], "lrtk0")
+    return out
 
 
 def run(subcommand: str, argv: list[str]) -> int:
@@ -24,6 +44,11 @@ def run(subcommand: str, argv: list[str]) -> int:
     """
     if subcommand not in SUBCOMMANDS:
         raise ValueError(f"unknown LR-TK0 subcommand {subcommand!r}; expected one of {', '.join(SUBCOMMANDS)}")
+    try:
+        argv = resolve_config_args(argv)
+    except FileNotFoundError as exc:
+        print(f"lr0fm {subcommand}: error: {exc}", file=sys.stderr)
+        return 2
     import torch
     from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
@@ -52,6 +77,7 @@ def run(subcommand: str, argv: list[str]) -> int:
         trainer_defaults={"use_distributed_sampler": False},
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,
-        parser_kwargs={"prog": f"lr0fm {subcommand}"},
+        # the subcommand's own parser prints `usage: lr0fm fit ...` (the dispatcher already consumed "fit")
+        parser_kwargs={"prog": "lr0fm", subcommand: {"prog": f"lr0fm {subcommand}"}},
     )
     return 0
