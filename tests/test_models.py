@@ -337,7 +337,7 @@ def test_offline_pretrained_tag_says_how_to_load_local_weights(tmp_path):
 
 
 def test_named_backbones_register_with_the_decorator():
-    from lr0fm.models.builtin import BACKBONES, register_backbone
+    from lr0fm.models.families import BACKBONES, register_backbone
 
     calls = []
 
@@ -356,12 +356,36 @@ def test_named_backbones_register_with_the_decorator():
 
 
 def test_repository_paper_table_specs_parse():
+    from lr0fm.models import check_spec
     from lr0fm.models.paper_backbones import DEFAULT_PAPER_CONFIG, read_paper_backbones
-    from lr0fm.models.specs import parse_spec
 
     if not DEFAULT_PAPER_CONFIG.is_file():
         pytest.skip(f"{DEFAULT_PAPER_CONFIG} not written yet")
     loadable = {name: e["spec"] for name, e in read_paper_backbones().items() if not e.get("needs_adapter")}
     assert loadable, "the paper table lists no loadable backbone"
     for name, spec in loadable.items():
-        assert parse_spec(str(spec)), name  # raises with a close match when the spec is wrong
+        assert check_spec(name) == check_spec(str(spec)) in ("open_clip", "hf"), name  # raises when wrong
+
+
+def test_backbone_is_a_module_that_pickles_copies_and_moves(tiny_vit_json):
+    import copy
+    import pickle
+
+    from lr0fm.models.openclip_loader import OpenClipBackbone
+
+    backbone = load_backbone(str(tiny_vit_json), seed=0)
+    assert isinstance(backbone, OpenClipBackbone) and isinstance(backbone, torch.nn.Module)
+    assert dict(backbone.named_children()) == {"model": backbone.model}  # a real submodule, registered once
+    images = torch.stack([backbone.preprocess(_image(seed=s)) for s in range(2)])
+    tokens = backbone.tokenizer(["a photo of a cat.", "a dog"])
+    with torch.no_grad():
+        reference = backbone.encode_image(images), backbone.encode_text(tokens)
+        restored = pickle.loads(pickle.dumps(backbone))
+        assert torch.equal(restored.encode_image(images), reference[0])
+        assert torch.equal(restored.encode_text(restored.tokenizer(["a photo of a cat.", "a dog"])), reference[1])
+        clone = copy.deepcopy(backbone)
+        next(clone.visual.parameters()).add_(1.0)  # the copy owns its weights
+        assert torch.equal(backbone.encode_image(images), reference[0])
+        assert not torch.equal(clone.encode_image(images), reference[0])
+    moved = backbone.to("meta")
+    assert moved.device.type == "meta" and moved.encode_image(images).device.type == "meta"

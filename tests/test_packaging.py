@@ -53,9 +53,9 @@ def test_paper_names_presets_and_published_table_ship_with_the_wheel(site: Path,
     assert len(paper_lines) == 66
     resolve = (  # every loadable paper name resolves to a spec that parses (weights are not downloaded here)
         "from lr0fm.models.paper_backbones import read_paper_backbones\n"
-        "from lr0fm.models.specs import parse_spec\n"
+        "from lr0fm.models import check_spec\n"
         "table = read_paper_backbones()\n"
-        "specs = [parse_spec(e['spec']) for e in table.values() if not e.get('needs_adapter')]\n"
+        "specs = [check_spec(name) for name, e in table.items() if not e.get('needs_adapter')]\n"
         "print(len(table), len(specs))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1"}

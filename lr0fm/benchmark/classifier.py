@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from lr0fm.atomic import atomic_path
 from lr0fm.datasets.base import ZeroShotDataset
 from lr0fm.models.base import Backbone
 
@@ -44,9 +45,11 @@ def build_classifier(
 
 
 def model_fingerprint(backbone: Backbone) -> str:
-    """A cheap content fingerprint of the backbone's weights (spec, shapes and per-tensor sums)."""
+    """A cheap content fingerprint of the backbone's weights (spec, shapes and per-tensor sums; LR tokens aside)."""
     h = hashlib.sha256(backbone.spec.encode())
-    for name, tensor in backbone.model.state_dict().items():
+    for name, tensor in backbone.state_dict().items():
+        if name.startswith("lr_tokens."):
+            continue
         h.update(name.encode())
         h.update(str(tuple(tensor.shape)).encode())
         if tensor.is_floating_point() or tensor.dtype in (torch.int64, torch.int32):
@@ -96,10 +99,8 @@ class ClassifierCache:
             weights = build_classifier(backbone, classnames, templates, device=device).cpu()
             self.builds += 1
             if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-                torch.save(weights, tmp)
-                os.replace(tmp, path)
+                with atomic_path(path) as tmp:
+                    torch.save(weights, tmp)
         self._memory[key] = weights
         return weights.to(device)
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from lr0fm.atomic import atomic_path
+
 RESULT_COLUMNS = [
     "model", "dataset", "resolution", "protocol", "chain", "top1", "top5", "num_samples", "num_classes",
     "num_skipped",
@@ -70,12 +72,10 @@ class ResultsStore:
             for rec in records:
                 fh.write(json.dumps(rec) + "\n")
             fh.flush()
-        tmp = self.csv_path.with_name(f".{self.csv_path.name}.tmp")
-        with tmp.open("w", newline="") as fh:
+        with atomic_path(self.csv_path) as tmp, tmp.open("w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(self.records())
-        tmp.replace(self.csv_path)
 
     def _drop_torn_line(self) -> None:
         """Cut an unterminated last line (a write interrupted by a kill); its run is redone."""
@@ -90,15 +90,12 @@ def write_predictions(
     path: Path, predictions: dict[str, torch.Tensor], resolutions: Sequence, sample_ids: Sequence[str]
 ) -> None:
     """Per-sample top-5 predictions and labels (one JSON object per line) for later error analysis."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     idx, labels, preds = predictions["indices"], predictions["labels"], predictions["preds"]
-    with tmp.open("w") as fh:
+    with atomic_path(path) as tmp, tmp.open("w") as fh:
         for i in range(len(idx)):
             k = int(idx[i])
             top5 = {str(r): preds[i, j].tolist() for j, r in enumerate(resolutions)}
             fh.write(json.dumps({"index": k, "id": sample_ids[k], "label": int(labels[i]), "top5": top5}) + "\n")
-    tmp.replace(path)
 
 
 def plot_accuracy_vs_resolution(records: Sequence[dict], path: Path) -> Path | None:

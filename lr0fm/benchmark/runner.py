@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from lr0fm.atomic import write_text_atomic
 from lr0fm.benchmark.classifier import ClassifierCache
 from lr0fm.benchmark.data import ZeroShotDataModule
 from lr0fm.benchmark.module import ZeroShotModule
@@ -218,7 +219,7 @@ def finalize(config: BenchmarkConfig, *, log=print, weights: str | None = None) 
         report = compute_report(table, weights=load_weights(weights) if weights else None, allow_missing=True)
         report.write(output / "metrics")
         markdown = report_markdown(report)
-        (output / "summary.md").write_text(markdown)
+        write_text_atomic(output / "summary.md", markdown)
     else:
         log("note: ACC/SAR/WAR need an 'hr' resolution and at least one low resolution")
     log(f"results: {output / 'results.csv'}" + (f"; plot: {plot}" if plot else ""))

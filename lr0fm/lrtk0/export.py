@@ -16,6 +16,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from lr0fm.atomic import atomic_path
 from lr0fm.lrtk0.tokens import LRTokens
 from lr0fm.lrtk0.towers import TowerError, tower_layout
 from lr0fm.models.base import Backbone
@@ -43,7 +44,8 @@ def save_lr_tokens(path: str | Path, tokens: LRTokens, backbone_spec: str) -> Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     config = {"format": FORMAT, "version": VERSION, "backbone_spec": backbone_spec, **tokens.config()}
     tensors = {name: param.detach().cpu().contiguous() for name, param in tokens.state_dict().items()}
-    save_file(tensors, str(path), metadata={CONFIG_KEY: json.dumps(config)})
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={CONFIG_KEY: json.dumps(config)})
     return path
 
 

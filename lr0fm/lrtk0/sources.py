@@ -14,8 +14,6 @@ Plug-ins add more with :func:`register_source` (the toy world registers ``toy`` 
 from __future__ import annotations
 
 import csv
-import io
-import tarfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +21,7 @@ from pathlib import Path
 from PIL import Image
 
 from lr0fm.datasets.base import DatasetError
+from lr0fm.datasets.shards import ShardMember, ShardReader, natural_key, scan_shard
 from lr0fm.registry import Registry
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
@@ -115,9 +114,10 @@ class FolderHRImages(HRImages):
 
 
 class WebDatasetHRImages(HRImages):
-    """Images of webdataset ``.tar`` shards (sorted); ``<key>.txt`` members give the captions.
+    """Images of webdataset ``.tar`` shards (in shard order); ``<key>.txt`` members give the captions.
 
-    Members are located once by offset, and read by seeking, so the dataset is map-style and picklable.
+    Shards are read by :mod:`lr0fm.datasets.shards` (indexed once, images read by seeking), so the dataset
+    is map-style and picklable. Synth keys ``<caption_id>_<image_index>`` group the images of a caption.
 
     Raises:
         DatasetError: no ``.tar`` shard, or shards without images.
@@ -126,26 +126,27 @@ class WebDatasetHRImages(HRImages):
 
     def __init__(self, root: str | Path, images_per_caption: int | None = None) -> None:
         root = Path(root)
-        shards = sorted(root.glob("*.tar")) if root.is_dir() else [root] if root.suffix == ".tar" else []
+        shards = (
+            sorted(root.glob("*.tar"), key=natural_key) if root.is_dir() else [root] if root.suffix == ".tar" else []
+        )
         if not shards:
             raise DatasetError(
                 f"no webdataset shard (*.tar) at {str(root)!r}; expected e.g. DIR/webdataset/synth-00000.tar "
                 "from `lr0fm synth --webdataset`, with members <key>.jpg and optional <key>.txt"
             )
-        self.members: list[tuple[Path, int, int]] = []
+        exts = [suffix.lstrip(".") for suffix in IMAGE_SUFFIXES]
+        self.members: list[ShardMember] = []
         texts: dict[str, str] = {}
-        keys: list[str] = []
         for shard in shards:
-            with tarfile.open(shard) as tar:
-                for info in tar:
-                    stem, suffix = info.name.rsplit(".", 1) if "." in info.name else (info.name, "")
-                    if f".{suffix.lower()}" in IMAGE_SUFFIXES:
-                        self.members.append((shard, info.offset_data, info.size))
-                        keys.append(stem)
-                    elif suffix == "txt":
-                        texts[stem] = tar.extractfile(info).read().decode().strip()
+            for sample in scan_shard(shard, text_extensions=("txt",)):
+                image = next((sample.members[ext] for ext in exts if ext in sample.members), None)
+                if image is not None:
+                    self.members.append(image)
+                if "txt" in sample.texts:
+                    texts[sample.key] = sample.texts["txt"]
         if not self.members:
             raise DatasetError(f"the shards under {str(root)!r} hold no image member ({', '.join(IMAGE_SUFFIXES)})")
+        keys = [member.key for member in self.members]
         # the caption of a synth member <cid>_<idx> is shared by all images of <cid>
         groups = [key.rsplit("_", 1)[0] if key.rsplit("_", 1)[-1].isdigit() else key for key in keys]
         if images_per_caption is not None:
@@ -162,18 +163,14 @@ class WebDatasetHRImages(HRImages):
         self.captions = [texts.get(first_key[name], name) for name in names]
         ids = {name: i for i, name in enumerate(names)}
         self.caption_ids = [ids[g] for g in groups]
+        self.reader = ShardReader()
 
     def __len__(self) -> int:
         return len(self.members)
 
     def image(self, index: int) -> Image.Image:
-        """Read and decode image member ``index``."""
-        shard, offset, size = self.members[index]
-        with shard.open("rb") as handle:
-            handle.seek(offset)
-            data = handle.read(size)
-        with Image.open(io.BytesIO(data)) as image:
-            return image.convert("RGB")
+        """Read and decode image member ``index`` as RGB."""
+        return self.reader(self.members[index]).convert("RGB")
 
     def caption_id(self, index: int) -> int:
         """Caption id of member ``index``."""

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from lr0fm.atomic import atomic_path, write_text_atomic
 from lr0fm.catalog import NUM_CLASSES, did_you_mean
 from lr0fm.metrics.correlation import dataset_correlations, mean_correlation
 from lr0fm.metrics.robustness import (
@@ -109,7 +109,7 @@ class RobustnessReport:
             ),
         }
         md = out / "summary.md"
-        _atomic_write(md, report_markdown(self))
+        write_text_atomic(md, report_markdown(self))
         paths["markdown"] = md
         return paths
 
@@ -118,19 +118,11 @@ def _fmt(value: float) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else repr(float(value))
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", newline="") as fh:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(header)
         writer.writerows(rows)
-    os.replace(tmp, path)
     return path
 
 

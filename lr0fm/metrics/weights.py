@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from lr0fm.atomic import write_text_atomic
+
 #: The published LR0.FM WAR-16 weights (used for every resolution, as in the paper).
 DEFAULT_WAR_WEIGHTS: dict[str, float] = {
     "imagenet": 0.15556157429688613,
@@ -75,5 +77,5 @@ def save_weights(path: str | Path, weights: Mapping[str, float], **metadata: Any
     doc: dict[str, Any] = {k: v for k, v in metadata.items() if v is not None}
     doc["weights"] = {name: float(value) for name, value in weights.items()}
     header = "# WAR dataset weights for `lr0fm metrics --weights` (written by lr0fm)\n"
-    path.write_text(header + yaml.safe_dump(doc, sort_keys=False))
+    write_text_atomic(path, header + yaml.safe_dump(doc, sort_keys=False))
     return path

@@ -14,6 +14,7 @@ from lr0fm.models.base import Backbone, PreprocessConfig
 from lr0fm.models.errors import WeightsUnavailableError
 
 _LAZY_ATTRIBUTES = {
+    "check_spec": "lr0fm.models.registry",
     "list_models": "lr0fm.models.registry",
     "load_backbone": "lr0fm.models.registry",
     "SPEC_FORMS": "lr0fm.models.specs",
@@ -32,6 +33,7 @@ __all__ = [
     "Backbone",
     "PreprocessConfig",
     "WeightsUnavailableError",
+    "check_spec",
     "list_models",
     "load_backbone",
 ]

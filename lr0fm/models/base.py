@@ -1,10 +1,18 @@
-"""The backbone interface: what the benchmark, LR-TK0 and the analyses need from any image-text model."""
+"""The backbone interface: what the benchmark, LR-TK0 and the analyses need from any image-text model.
+
+:class:`Backbone` is an ``nn.Module`` whose subclasses (one per model family: open_clip in
+:mod:`lr0fm.models.openclip_loader`, BLIP in :mod:`lr0fm.models.blip_loader`) hold the model as a real
+submodule and implement the two encoders. Everything else travels with the object: the spec it was loaded
+from, its preprocessing (as it comes with the weights), its tokenizer and free-form ``info``. A backbone is
+picklable and deep-copyable, and inputs follow wherever ``.to()`` moved it.
+"""
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -32,60 +40,50 @@ class PreprocessConfig:
     fill_color: int = 0
 
 
-def model_device(model: nn.Module) -> torch.device:
-    """The device a model's weights are on now (inputs follow the model wherever Lightning moved it)."""
-    for tensor in model.parameters():
-        return tensor.device
-    return torch.device("cpu")
-
-
-class Backbone(nn.Module):
+class Backbone(nn.Module, metaclass=ABCMeta):
     """A zero-shot image-text model behind one small interface.
 
     ``encode_image``/``encode_text`` return *unnormalised* embeddings; callers L2-normalise.
 
     Args:
         spec: the string the model was loaded from (e.g. ``"ViT-B-16:laion2b_s34b_b88k"``).
-        model: the underlying ``nn.Module`` (open_clip ``CLIP``, HF BLIP, ...); registered as a child.
-        visual: the vision tower inside ``model`` (LR tokens attach here).
         preprocess_cfg: preprocessing that comes with the weights.
         preprocess: PIL image -> normalised tensor at native size (built from ``preprocess_cfg``).
-        tokenizer: list of strings -> token tensor (or dict of tensors) accepted by ``encode_text``.
-        image_encoder: preprocessed image batch -> embeddings.
-        text_encoder: tokens -> embeddings.
-        family: model family (``"openclip"``, ``"blip"``, ``"toy"`` ...).
+        tokenizer: list of strings -> token tensor (or mapping of tensors) accepted by ``encode_text``.
         info: free-form metadata (pretrained tag, pre-training data, ...).
+
+    Attributes:
+        family: the model family of the subclass (``"openclip"``, ``"blip"``, ``"toy"``...).
     """
+
+    family: ClassVar[str] = ""
 
     def __init__(
         self,
         spec: str,
-        model: nn.Module,
-        visual: nn.Module,
         preprocess_cfg: PreprocessConfig,
         preprocess: Callable[[Any], torch.Tensor],
         tokenizer: Callable[[list[str]], Any],
-        image_encoder: Callable[[torch.Tensor], torch.Tensor],
-        text_encoder: Callable[[Any], torch.Tensor],
-        family: str = "openclip",
         info: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.spec = spec
-        self.model = model
-        self._visual = [visual]  # a view into ``model``; kept out of the module tree to avoid double registration
         self.preprocess_cfg = preprocess_cfg
         self.preprocess = preprocess
         self.tokenizer = tokenizer
-        self._image_encoder = image_encoder
-        self._text_encoder = text_encoder
-        self.family = family
         self.info = dict(info or {})
+        # moves with the module: where inputs go, without a look at the parameters on every forward
+        self.register_buffer("_anchor", torch.empty(0), persistent=False)
 
     @property
+    def device(self) -> torch.device:
+        """The device the backbone is on now (``.to()`` moves it)."""
+        return self._anchor.device
+
+    @property
+    @abstractmethod
     def visual(self) -> nn.Module:
-        """The vision tower (a sub-module of ``model``)."""
-        return self._visual[0]
+        """The vision tower (a submodule; LR tokens attach here)."""
 
     @property
     def image_size(self) -> int:
@@ -94,13 +92,13 @@ class Backbone(nn.Module):
 
     @property
     def num_params(self) -> int:
-        """Total parameter count of the underlying model."""
-        return sum(p.numel() for p in self.model.parameters())
+        """Total parameter count of the model (the backbone's own tokens excluded)."""
+        return sum(p.numel() for name, p in self.named_parameters() if not name.startswith("lr_tokens."))
 
+    @abstractmethod
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """Image embeddings (unnormalised) for a batch of preprocessed images."""
-        return self._image_encoder(images)
 
+    @abstractmethod
     def encode_text(self, tokens: Any) -> torch.Tensor:
         """Text embeddings (unnormalised) for tokenised prompts."""
-        return self._text_encoder(tokens)

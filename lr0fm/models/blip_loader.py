@@ -7,15 +7,17 @@ embedding is ``text_proj`` of the text encoder's [CLS] token (unimodal, no cross
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import open_clip
 import torch
 
-from lr0fm.models.base import Backbone, PreprocessConfig, model_device
+from lr0fm.models.base import Backbone, PreprocessConfig
 from lr0fm.models.errors import weights_unavailable
+from lr0fm.models.families import register_scheme
 from lr0fm.models.seeding import seeded
-from lr0fm.models.specs import BlipSpec
+from lr0fm.models.specs import SPEC_FORMS
 
 #: BLIP's text length for retrieval/ITC (``max_length=35`` in Salesforce's BLIP retrieval code).
 BLIP_MAX_TEXT_LENGTH = 35
@@ -80,8 +82,72 @@ def _load_pretrained(source: str, cache_dir: str | None) -> tuple[Any, Any]:
     return model, processor
 
 
+class BlipTokenizer:
+    """Hugging Face BLIP tokenizer -> ``{"input_ids", "attention_mask"}`` at BLIP's retrieval text length."""
+
+    def __init__(self, tokenizer: Any, max_length: int = BLIP_MAX_TEXT_LENGTH) -> None:
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    def __call__(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        """Tokenise, padded to the batch's longest text."""
+        encoded = self.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+
+
+class BlipBackbone(Backbone):
+    """A BLIP image-text retrieval model's ITC heads as a :class:`Backbone` (``model`` is the module).
+
+    Image: ``vision_proj`` of the vision [CLS] token; text: ``text_proj`` of the text encoder's [CLS] token.
+    """
+
+    family = "blip"
+
+    def __init__(
+        self,
+        spec: str,
+        model: torch.nn.Module,
+        preprocess_cfg: PreprocessConfig,
+        tokenizer: BlipTokenizer,
+        dtype: torch.dtype = torch.float32,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        preprocess = open_clip.image_transform(
+            preprocess_cfg.size,
+            is_train=False,
+            mean=preprocess_cfg.mean,
+            std=preprocess_cfg.std,
+            resize_mode=preprocess_cfg.resize_mode,
+            interpolation=preprocess_cfg.interpolation,
+        )
+        super().__init__(spec, preprocess_cfg, preprocess, tokenizer, info)
+        self.model = model
+        self.dtype = dtype
+
+    @property
+    def visual(self) -> torch.nn.Module:
+        """BLIP's vision model."""
+        return self.model.vision_model
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """ITC image embedding (unnormalised)."""
+        pixels = images.to(device=self.device, dtype=self.dtype)
+        hidden = self.model.vision_model(pixel_values=pixels).last_hidden_state
+        return self.model.vision_proj(hidden[:, 0, :])
+
+    def encode_text(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+        """ITC text embedding (unnormalised) of the unimodal text encoder."""
+        hidden = self.model.text_encoder(
+            input_ids=tokens["input_ids"].to(self.device), attention_mask=tokens["attention_mask"].to(self.device)
+        ).last_hidden_state
+        return self.model.text_proj(hidden[:, 0, :])
+
+
+@register_scheme("hf")
 def load_blip(
-    spec: BlipSpec,
+    source: str,
     *,
     name: str,
     device: str = "cpu",
@@ -89,10 +155,10 @@ def load_blip(
     cache_dir: str | None = None,
     precision: str = "fp32",
 ) -> Backbone:
-    """Load a BLIP ITM checkpoint as an ITC zero-shot backbone.
+    """Load a BLIP ITM checkpoint as an ITC zero-shot backbone (spec ``hf:SOURCE``).
 
     Args:
-        spec: parsed ``hf:`` spec (hub repo id or local directory saved with ``save_pretrained``).
+        source: Hugging Face hub repo id or a local directory saved with ``save_pretrained``.
         name: the spec string as given by the user.
         device: torch device.
         seed: seeds initialisation of any weights missing from the checkpoint.
@@ -100,62 +166,29 @@ def load_blip(
         precision: ``"fp32"``, ``"fp16"`` or ``"bf16"`` (weights are cast).
 
     Raises:
-        ValueError: unknown precision, or the source is not a BLIP checkpoint.
+        ValueError: unknown precision, an empty source, or the source is not a BLIP checkpoint.
+        FileNotFoundError: a local directory that does not exist.
         WeightsUnavailableError: the checkpoint could not be downloaded or found in the cache.
 
     """
+    if not source:
+        raise ValueError(f"Empty source after 'hf:' in spec {name!r}. {SPEC_FORMS}")
+    if source.startswith(("/", ".", "~")):
+        if not Path(source).expanduser().is_dir():
+            raise FileNotFoundError(
+                f"BLIP directory {source!r} in spec {name!r} does not exist; expected a directory saved with "
+                f"save_pretrained (config.json, weights, preprocessor_config.json, tokenizer files)."
+            )
+        source = str(Path(source).expanduser())
     if precision not in _DTYPES:
         raise ValueError(f"Unknown precision {precision!r} for BLIP; expected one of {tuple(_DTYPES)}.")
     with seeded(seed):
-        model, processor = _load_pretrained(spec.source, cache_dir)
+        model, processor = _load_pretrained(source, cache_dir)
     dtype = _DTYPES[precision]
-    target = torch.device(device)
-    model = model.to(device=target, dtype=dtype).eval()
-    preprocess_cfg = blip_preprocess_config(processor.image_processor)
-    preprocess = open_clip.image_transform(
-        preprocess_cfg.size,
-        is_train=False,
-        mean=preprocess_cfg.mean,
-        std=preprocess_cfg.std,
-        resize_mode=preprocess_cfg.resize_mode,
-        interpolation=preprocess_cfg.interpolation,
+    model = model.to(device=torch.device(device), dtype=dtype).eval()
+    info = {"loader": "transformers", "arch": type(model).__name__, "tag": source, "seed": seed, "precision": precision}
+    backbone = BlipBackbone(
+        name, model, blip_preprocess_config(processor.image_processor), BlipTokenizer(processor.tokenizer), dtype, info
     )
-
-    def tokenize(texts: list[str]) -> dict[str, torch.Tensor]:
-        encoded = processor.tokenizer(
-            list(texts), padding=True, truncation=True, max_length=BLIP_MAX_TEXT_LENGTH, return_tensors="pt"
-        )
-        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
-
-    def encode_image(images: torch.Tensor) -> torch.Tensor:
-        hidden = model.vision_model(pixel_values=images.to(device=model_device(model), dtype=dtype)).last_hidden_state
-        return model.vision_proj(hidden[:, 0, :])
-
-    def encode_text(tokens: dict[str, torch.Tensor]) -> torch.Tensor:
-        hidden = model.text_encoder(
-            input_ids=tokens["input_ids"].to(model_device(model)),
-            attention_mask=tokens["attention_mask"].to(model_device(model)),
-        ).last_hidden_state
-        return model.text_proj(hidden[:, 0, :])
-
-    info = {
-        "loader": "transformers",
-        "arch": type(model).__name__,
-        "tag": spec.source,
-        "seed": seed,
-        "precision": precision,
-        "image_size": preprocess_cfg.size,
-        "num_params": sum(p.numel() for p in model.parameters()),
-    }
-    return Backbone(
-        spec=name,
-        model=model,
-        visual=model.vision_model,
-        preprocess_cfg=preprocess_cfg,
-        preprocess=preprocess,
-        tokenizer=tokenize,
-        image_encoder=encode_image,
-        text_encoder=encode_text,
-        family="blip",
-        info=info,
-    )
+    backbone.info.update(image_size=backbone.image_size, num_params=backbone.num_params)
+    return backbone.to(device)

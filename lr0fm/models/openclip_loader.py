@@ -7,7 +7,7 @@ from typing import Any
 import open_clip
 import torch
 
-from lr0fm.models.base import Backbone, PreprocessConfig, model_device
+from lr0fm.models.base import Backbone, PreprocessConfig
 from lr0fm.models.errors import weights_unavailable
 from lr0fm.models.seeding import seeded
 from lr0fm.models.specs import RANDOM_TAG, OpenClipSpec
@@ -49,6 +49,48 @@ def image_transform(cfg: PreprocessConfig):
         interpolation=cfg.interpolation,
         fill_color=cfg.fill_color,
     )
+
+
+class OpenClipBackbone(Backbone):
+    """An open_clip ``CLIP``/``CustomTextCLIP``/``CoCa`` model as a :class:`Backbone` (``model`` is the module).
+
+    Args:
+        spec: the spec string it was loaded from.
+        model: the open_clip model.
+        preprocess_cfg: its preprocessing (the evaluation transform is built from it).
+        tokenizer: its tokenizer.
+        input_dtype: dtype images are cast to (open_clip's ``get_input_dtype`` of the precision).
+        info: free-form metadata.
+
+    """
+
+    family = "openclip"
+
+    def __init__(
+        self,
+        spec: str,
+        model: torch.nn.Module,
+        preprocess_cfg: PreprocessConfig,
+        tokenizer: Any,
+        input_dtype: torch.dtype | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(spec, preprocess_cfg, image_transform(preprocess_cfg), tokenizer, info)
+        self.model = model
+        self.input_dtype = input_dtype
+
+    @property
+    def visual(self) -> torch.nn.Module:
+        """open_clip's vision tower."""
+        return self.model.visual
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """``model.encode_image`` (unnormalised) on the backbone's device."""
+        return self.model.encode_image(images.to(device=self.device, dtype=self.input_dtype), normalize=False)
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``model.encode_text`` (unnormalised) on the backbone's device."""
+        return self.model.encode_text(tokens.to(self.device), normalize=False)
 
 
 def _local_hint(spec: OpenClipSpec) -> str:
@@ -132,34 +174,20 @@ def load_open_clip(
     with seeded(seed):
         model = _create_model(spec, device, precision, cache_dir)
     model.eval()
-    preprocess_cfg = preprocess_config_from_open_clip(dict(model.visual.preprocess_cfg))
-    preprocess = image_transform(preprocess_cfg)
-    input_dtype = open_clip.get_input_dtype(precision)
-
-    def encode_image(images: torch.Tensor) -> torch.Tensor:
-        return model.encode_image(images.to(device=model_device(model), dtype=input_dtype), normalize=False)
-
-    def encode_text(tokens: torch.Tensor) -> torch.Tensor:
-        return model.encode_text(tokens.to(model_device(model)), normalize=False)
-
     info = {
         "loader": "open_clip",
         "arch": None if spec.has_schema else spec.model_name,
         "tag": spec.tag,
         "seed": seed,
         "precision": precision,
-        "image_size": preprocess_cfg.size,
-        "num_params": sum(p.numel() for p in model.parameters()),
     }
-    return Backbone(
-        spec=name,
-        model=model,
-        visual=model.visual,
-        preprocess_cfg=preprocess_cfg,
-        preprocess=preprocess,
-        tokenizer=tokenizer,
-        image_encoder=encode_image,
-        text_encoder=encode_text,
-        family="openclip",
+    backbone = OpenClipBackbone(
+        name,
+        model,
+        preprocess_config_from_open_clip(dict(model.visual.preprocess_cfg)),
+        tokenizer,
+        input_dtype=open_clip.get_input_dtype(precision),
         info=info,
     )
+    backbone.info.update(image_size=backbone.image_size, num_params=backbone.num_params)
+    return backbone.to(device)

@@ -11,19 +11,19 @@ from pathlib import Path
 
 import open_clip
 
+from lr0fm.models import blip_loader  # noqa: F401  (registers the hf: scheme)
 from lr0fm.models.base import Backbone
-from lr0fm.models.blip_loader import load_blip
-from lr0fm.models.builtin import BACKBONES
+from lr0fm.models.families import BACKBONES, SCHEMES
 from lr0fm.models.openclip_loader import load_open_clip
 from lr0fm.models.paper_backbones import read_paper_backbones
-from lr0fm.models.specs import SPEC_FORMS, BlipSpec, parse_spec
+from lr0fm.models.specs import SPEC_FORMS, parse_spec
 
 
 def list_models(pattern: str = "*", *, paper_config: str | Path | None = None) -> list[str]:
     """List loadable backbone names matching an fnmatch ``pattern`` (case-insensitive).
 
     The names are every open_clip ``ARCH:TAG`` pretrained pair, the named backbones (registered with
-    :func:`lr0fm.models.builtin.register_backbone`, e.g. the toy world's ``toyclip``) and the paper's backbone
+    :func:`lr0fm.models.families.register_backbone`, e.g. the toy world's ``toyclip``) and the paper's backbone
     names from ``lr0fm/resources/backbones/lr0fm66.yaml``.
 
     Args:
@@ -34,6 +34,30 @@ def list_models(pattern: str = "*", *, paper_config: str | Path | None = None) -
     names = [*open_clip.list_pretrained(as_str=True), *BACKBONES.names(), *read_paper_backbones(paper_config)]
     pattern = pattern.lower()
     return [name for name in dict.fromkeys(names) if fnmatch.fnmatchcase(name.lower(), pattern)]
+
+
+def check_spec(spec: str, *, paper_config: str | Path | None = None) -> str:
+    """Check a spec without loading any weights; return how it loads (``named``, a scheme, ``open_clip``).
+
+    Raises:
+        ValueError: unknown spec, architecture or tag (with close matches), or a paper backbone without loader.
+        FileNotFoundError: a path in an open_clip spec does not exist.
+
+    """
+    spec = spec.strip()
+    if spec in BACKBONES:
+        return "named"
+    paper = read_paper_backbones(paper_config)
+    if spec in paper:
+        entry = paper[spec]
+        if entry.get("needs_adapter") or not entry.get("spec"):
+            raise ValueError(f"Paper backbone {spec!r} cannot be loaded by lr0fm yet: {entry.get('note', '')}.")
+        return check_spec(str(entry["spec"]), paper_config=paper_config)
+    scheme, sep, _ = spec.partition(":")
+    if sep and scheme in SCHEMES:
+        return scheme
+    parse_spec(spec, [*open_clip.list_pretrained(as_str=True), *BACKBONES.names(), *paper])
+    return "open_clip"
 
 
 def load_backbone(
@@ -94,10 +118,13 @@ def load_backbone(
         paper_name, spec = spec, str(entry["spec"]).strip()
     else:
         paper_name = next((name for name, e in paper.items() if str(e.get("spec", "")).strip() == spec), None)
-    known = [*open_clip.list_pretrained(as_str=True), *BACKBONES.names(), *paper]
-    parsed = parse_spec(spec, known)
-    loader = load_blip if isinstance(parsed, BlipSpec) else load_open_clip
-    backbone = loader(parsed, name=spec, device=device, seed=seed, cache_dir=cache_dir, precision=precision)
+    scheme, sep, rest = spec.partition(":")
+    kwargs = {"name": spec, "device": device, "seed": seed, "cache_dir": cache_dir, "precision": precision}
+    if sep and scheme in SCHEMES:
+        backbone = SCHEMES.get(scheme)(rest, **kwargs)
+    else:
+        known = [*open_clip.list_pretrained(as_str=True), *BACKBONES.names(), *paper]
+        backbone = load_open_clip(parse_spec(spec, known), **kwargs)
     if paper_name is not None:
         entry = paper[paper_name]
         backbone.info.update(
@@ -106,4 +133,4 @@ def load_backbone(
     return backbone
 
 
-__all__ = ["SPEC_FORMS", "list_models", "load_backbone"]
+__all__ = ["SPEC_FORMS", "check_spec", "list_models", "load_backbone"]

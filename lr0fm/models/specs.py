@@ -1,9 +1,9 @@
-"""Parsing of backbone spec strings into what each loader needs.
+"""Parsing of open_clip backbone spec strings (the default family of :func:`lr0fm.models.load_backbone`).
 
 Accepted forms (see :data:`SPEC_FORMS`): ``ARCH:TAG`` for open_clip pretrained pairs, ``ARCH:none``
 (random weights), ``ARCH:/path/to/checkpoint``, ``local-dir:/path`` and ``hf-hub:org/repo`` (passed to
-open_clip unchanged), ``/path/arch.json[:TAG]`` (an open_clip model config registered under its file
-stem), ``hf:org/repo-or-dir`` (a BLIP ITM checkpoint loaded with transformers) and builtin names.
+open_clip unchanged) and ``/path/arch.json[:TAG]`` (an open_clip model config registered under its file
+stem). Other families bring their own spec scheme (``hf:`` for BLIP, :mod:`lr0fm.models.families`).
 """
 
 from __future__ import annotations
@@ -56,13 +56,6 @@ class OpenClipSpec:
     def has_schema(self) -> bool:
         """Whether the model comes from a ``local-dir:``/``hf-hub:`` source that carries its own weights."""
         return self.model_name.startswith(("local-dir:", "hf-hub:"))
-
-
-@dataclass(frozen=True)
-class BlipSpec:
-    """A BLIP image-text retrieval checkpoint on the Hugging Face hub or in a local directory."""
-
-    source: str
 
 
 def register_model_config(path: str | Path) -> str:
@@ -145,11 +138,11 @@ def resolve_open_clip_pair(arch: str, tag: str) -> OpenClipSpec:
     )
 
 
-def parse_spec(spec: str, known_names: Sequence[str] = ()) -> OpenClipSpec | BlipSpec:
-    """Turn a spec string (not a builtin or paper name) into a loader request.
+def parse_spec(spec: str, known_names: Sequence[str] = ()) -> OpenClipSpec:
+    """Turn an open_clip spec string into a loader request.
 
     Args:
-        spec: e.g. ``"ViT-B-16:laion2b_s34b_b88k"``, ``"hf:Salesforce/blip-itm-base-coco"``.
+        spec: e.g. ``"ViT-B-16:laion2b_s34b_b88k"``, ``"local-dir:/path"``.
         known_names: all loadable names, used to suggest close matches for an unknown bare name.
 
     Raises:
@@ -157,16 +150,6 @@ def parse_spec(spec: str, known_names: Sequence[str] = ()) -> OpenClipSpec | Bli
         FileNotFoundError: a path inside the spec does not exist.
 
     """
-    if spec.startswith("hf:"):
-        source = spec[len("hf:") :]
-        if not source:
-            raise ValueError(f"Empty source after 'hf:' in spec {spec!r}. {SPEC_FORMS}")
-        if source.startswith(("/", ".", "~")) and not Path(source).expanduser().is_dir():
-            raise FileNotFoundError(
-                f"BLIP directory {source!r} in spec {spec!r} does not exist; expected a directory saved with "
-                f"save_pretrained (config.json, weights, preprocessor_config.json, tokenizer files)."
-            )
-        return BlipSpec(str(Path(source).expanduser()) if source.startswith("~") else source)
     if spec.startswith(("local-dir:", "hf-hub:")):
         schema, _, source = spec.partition(":")
         if not source:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from lr0fm.atomic import write_text_atomic
 from lr0fm.synth.config import SynthError
 from lr0fm.synth.seeds import caption_rank_key
 
@@ -164,7 +164,4 @@ def write_captions_tsv(output: str | Path, captions: list[Caption]) -> Path:
                 "--seed or --num-captions). Use a new --output directory, or rerun with the settings "
                 "that made it."
             )
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(format_captions(captions), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, format_captions(captions))

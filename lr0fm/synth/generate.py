@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from lr0fm.atomic import write_text_atomic
 from lr0fm.synth.captions import Caption, read_caption_file, sample_captions, write_captions_tsv
 from lr0fm.synth.config import SynthConfig, SynthError
 from lr0fm.synth.manifest import ManifestWriter, manifest_name
@@ -147,9 +148,7 @@ def prepare_output(config: SynthConfig) -> Path:
                 "an inconsistent set. Rerun with the recorded settings or use a new --output directory."
             )
     else:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
     return output
 
 

@@ -8,9 +8,10 @@ system never interleave writes. :func:`read_manifest` merges them.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from lr0fm.atomic import write_text_atomic
 
 #: Keys of every manifest record.
 FIELDS = ("caption_id", "image_index", "seed", "caption", "path")
@@ -67,9 +68,7 @@ class ManifestWriter:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.records = _read_records(self.path)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.records.values()), encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in self.records.values()))
         self._file = self.path.open("a", encoding="utf-8")
 
     def __contains__(self, key: tuple[int, int]) -> bool:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from PIL import Image
 
+from lr0fm.atomic import atomic_path
 from lr0fm.synth.config import IMAGE_FORMATS
 
 #: Folder of the images inside the output directory.
@@ -42,9 +42,6 @@ def save_image_atomic(image: Image.Image, path: str | Path, image_format: str, q
 
     A process killed mid-write leaves only a ``.tmp`` file, never a partial file under the final name.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     options = {"quality": quality} if image_format in ("jpg", "webp") else {}
-    image.convert("RGB").save(tmp, format=IMAGE_FORMATS[image_format], **options)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        image.convert("RGB").save(tmp, format=IMAGE_FORMATS[image_format], **options)

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lr0fm.atomic import atomic_path
 from lr0fm.synth.manifest import read_manifest
 
 #: Folder of the tar shards inside the output directory.
@@ -78,8 +78,7 @@ def pack_webdataset(
         if not all(key in records and (output / records[key]["path"]).is_file() for key in keys):
             report.incomplete.append(k)
             continue
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
+        with atomic_path(path) as tmp, tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
             for cid, idx in keys:
                 record = records[(cid, idx)]
                 stem = f"{cid:05d}_{idx:03d}"
@@ -87,6 +86,5 @@ def pack_webdataset(
                 _add_bytes(tar, stem + ext, (output / record["path"]).read_bytes())
                 _add_bytes(tar, stem + ".txt", record["caption"].encode("utf-8"))
                 _add_bytes(tar, stem + ".json", json.dumps(record, sort_keys=True).encode("utf-8"))
-        os.replace(tmp, path)
         report.written.append(path)
     return report

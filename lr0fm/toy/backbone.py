@@ -8,10 +8,17 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from lr0fm.models.base import Backbone, model_device
-from lr0fm.models.openclip_loader import image_transform, preprocess_config_from_open_clip
+from lr0fm.models.base import Backbone
+from lr0fm.models.openclip_loader import OpenClipBackbone, preprocess_config_from_open_clip
 from lr0fm.toy.pretrain import CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, build_model
 from lr0fm.toy.tokenizer import ToyTokenizer
+
+
+class ToyBackbone(OpenClipBackbone):
+    """``toyclip``: an open_clip ``CLIP`` with the toy world's word-level tokenizer."""
+
+    family = "toy"
+
 
 #: Folder of the shipped weights (package data).
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "resources" / "toyclip"
@@ -44,24 +51,10 @@ def load_toyclip(device: str | torch.device = "cpu", weights_dir: str | Path | N
     model = build_model(config["model_cfg"], tokenizer.vocab_size)
     model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
     model.to(device).eval()
-    preprocess_cfg = preprocess_config_from_open_clip(config["preprocess_cfg"])
-    preprocess = image_transform(preprocess_cfg)
-
-    def encode_text(tokens: torch.Tensor) -> torch.Tensor:
-        return model.encode_text(tokens.to(model_device(model)))
-
-    def encode_image(images: torch.Tensor) -> torch.Tensor:
-        return model.encode_image(images.to(model_device(model)))
-
-    return Backbone(
-        spec="toyclip" if weights_dir is None else f"toyclip:{folder}",
-        model=model,
-        visual=model.visual,
-        preprocess_cfg=preprocess_cfg,
-        preprocess=preprocess,
-        tokenizer=tokenizer,
-        image_encoder=encode_image,
-        text_encoder=encode_text,
-        family="toy",
+    return ToyBackbone(
+        "toyclip" if weights_dir is None else f"toyclip:{folder}",
+        model,
+        preprocess_config_from_open_clip(config["preprocess_cfg"]),
+        tokenizer,
         info={"weights_dir": str(folder), "recipe": config.get("recipe", {})},
-    )
+    ).to(device)

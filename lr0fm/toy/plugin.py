@@ -7,7 +7,7 @@ import the toy world only when they are called.
 
 It registers:
 
-* the backbone ``toyclip`` (:func:`lr0fm.models.builtin.register_backbone`);
+* the backbone ``toyclip`` (:func:`lr0fm.models.families.register_backbone`);
 * the zero-shot datasets ``toy-color``, ``toy-texture``, ``toy-size``, ``toy-shape``
   (:func:`lr0fm.datasets.register_dataset`, generated, so no root directory);
 * the LR-TK0 training source ``toy`` / ``toy:N`` (:func:`lr0fm.lrtk0.sources.register_source`).
@@ -21,7 +21,7 @@ from typing import Any
 
 from lr0fm.datasets.registry import register_dataset
 from lr0fm.lrtk0.sources import HRImages, register_source
-from lr0fm.models.builtin import register_backbone
+from lr0fm.models.families import register_backbone
 
 #: The toy zero-shot tasks (also in :data:`lr0fm.toy.datasets.TOY_DATASETS`, checked by the tests).
 TOY_DATASET_NAMES = ("toy-color", "toy-texture", "toy-size", "toy-shape")

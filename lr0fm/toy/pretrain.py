@@ -24,6 +24,7 @@ import yaml
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, IterableDataset
 
+from lr0fm.atomic import atomic_path, write_text_atomic
 from lr0fm.toy.captions import compose_caption
 from lr0fm.toy.tokenizer import ToyTokenizer
 from lr0fm.toy.world import NATIVE_SIZE, render_split
@@ -241,7 +242,8 @@ def export(module: ToyCLIPModule, tokenizer: ToyTokenizer, output: str | Path) -
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().clone() for k, v in module.model.state_dict().items()}
-    save_file(state, str(out / WEIGHTS_FILE))
+    with atomic_path(out / WEIGHTS_FILE) as tmp:
+        save_file(state, str(tmp))
     model_cfg = json.loads(json.dumps(module.cfg.model_cfg))
     model_cfg["text_cfg"]["vocab_size"] = tokenizer.vocab_size
     config = {
@@ -258,7 +260,7 @@ def export(module: ToyCLIPModule, tokenizer: ToyTokenizer, output: str | Path) -
         # the recipes of the stages this one started from (``init_from``), oldest first
         "earlier_stages": module.earlier_stages,
     }
-    (out / CONFIG_FILE).write_text(json.dumps(config, indent=1))
+    write_text_atomic(out / CONFIG_FILE, json.dumps(config, indent=1))
     tokenizer.save(out / TOKENIZER_FILE)
     return out
 
