@@ -11,6 +11,7 @@ import pytest
 import timm
 import torch
 import torch.nn.functional as F
+from open_clip.transform import PreprocessCfg
 from open_clip.transformer import Transformer, VisionTransformer
 from safetensors.torch import save_file
 from torch import nn
@@ -26,7 +27,7 @@ from lr0fm.lrtk0 import (
     save_lr_tokens,
     tower_layout,
 )
-from lr0fm.models.base import Backbone, PreprocessConfig
+from lr0fm.models.base import Backbone
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -81,7 +82,7 @@ class TowerBackbone(Backbone):
     """A bare vision tower as a Backbone (spec and tower only)."""
 
     def __init__(self, spec: str, tower: nn.Module) -> None:
-        super().__init__(spec, PreprocessConfig(32, (0.5,) * 3, (0.5,) * 3), torch.as_tensor, list)
+        super().__init__(spec, PreprocessCfg(size=32, mean=(0.5,) * 3, std=(0.5,) * 3), list)
         self.tower = tower
 
     @property

@@ -34,7 +34,8 @@ from lr0fm.lrtk0.data import (
     square_lr_view,
 )
 from lr0fm.lrtk0.loss import distillation_loss, symmetric_info_nce
-from lr0fm.lrtk0.module import LRTK0Module, warmup_cosine
+from lr0fm.lrtk0.module import LRTK0Module
+from lr0fm.lrtk0.schedule import warmup_cosine
 from lr0fm.models import load_backbone
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -16,10 +16,10 @@ import open_clip
 import pytest
 import torch
 import torchvision.transforms as T
+from open_clip.transform import PreprocessCfg
 from PIL import Image
 
 from lr0fm.datasets import build_dataset
-from lr0fm.models.base import PreprocessConfig
 from lr0fm.models.paper_backbones import read_paper_backbones
 from lr0fm.protocols import (
     PAPER_CHAINS,
@@ -89,7 +89,7 @@ def sample_images() -> list[Image.Image]:
 
 def target(size: int, chain: str | None, mean=OPENAI[0], std=OPENAI[1], resize_mode="shortest") -> SimpleNamespace:
     """A stand-in backbone: its preprocessing as open_clip builds it, and its paper chain (if any)."""
-    cfg = PreprocessConfig(size=size, mean=mean, std=std, interpolation="bicubic", resize_mode=resize_mode)
+    cfg = PreprocessCfg(size=size, mean=mean, std=std, interpolation="bicubic", resize_mode=resize_mode)
     preprocess = open_clip.image_transform(size, is_train=False, mean=mean, std=std, resize_mode=resize_mode)
     return SimpleNamespace(preprocess_cfg=cfg, preprocess=preprocess, info={"paper_protocol": chain} if chain else {})
 

@@ -117,7 +117,7 @@ class ZeroShotBenchmark(Callback):
             batch_size=self.batch_size,
             num_workers=self.num_workers,
             device=pl_module.device,
-            precision=str(trainer.precision),
+            forward_context=trainer.precision_plugin.forward_context,
             cache=self._cache,
         )
 
@@ -145,7 +145,7 @@ class ZeroShotBenchmark(Callback):
                 batch_size=self.batch_size,
                 num_workers=self.num_workers,
                 device=pl_module.device,
-                precision=str(trainer.precision),
+                forward_context=trainer.precision_plugin.forward_context,
             )
         with pl_module.tokens.disabled():
             return self._evaluate(trainer, pl_module)

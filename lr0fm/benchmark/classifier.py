@@ -11,13 +11,26 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from open_clip import build_zero_shot_classifier
 
 from lr0fm.atomic import atomic_path
 from lr0fm.datasets.base import ZeroShotDataset
 from lr0fm.models.base import Backbone
+
+
+class _TextTower:
+    """The face of a :class:`Backbone` that open_clip's ``build_zero_shot_classifier`` calls."""
+
+    def __init__(self, backbone: Backbone) -> None:
+        self.backbone = backbone
+
+    def encode_text(self, tokens: Any, normalize: bool = False) -> torch.Tensor:
+        embeddings = self.backbone.encode_text(tokens).float()
+        return F.normalize(embeddings, dim=-1) if normalize else embeddings
 
 
 @torch.no_grad()
@@ -29,19 +42,30 @@ def build_classifier(
     device: str | torch.device = "cpu",
     batch_size: int = 256,
 ) -> torch.Tensor:
-    """CLIP's zero-shot classifier: per class, normalise each template's text embedding, average, renormalise.
+    """CLIP's zero-shot classifier, built by open_clip's ``build_zero_shot_classifier``.
+
+    Per class: normalise each template's text embedding (in fp32), average, renormalise.
+
+    Args:
+        backbone: the model (its tokenizer and text encoder).
+        classnames: one name per class.
+        templates: prompts with ``{c}`` where the class name goes.
+        device: where the result goes.
+        batch_size: prompts per text forward (whole classes at a time).
 
     Returns:
         ``[num_classes, dim]`` float32 tensor on ``device``.
     """
-    prompts = [t.format(c=c) for c in classnames for t in templates]
-    chunks = []
-    for start in range(0, len(prompts), batch_size):
-        tokens = backbone.tokenizer(prompts[start : start + batch_size])
-        tokens = {k: v.to(device) for k, v in tokens.items()} if isinstance(tokens, dict) else tokens.to(device)
-        chunks.append(F.normalize(backbone.encode_text(tokens).float(), dim=-1))
-    emb = torch.cat(chunks).view(len(classnames), len(templates), -1).mean(dim=1)
-    return F.normalize(emb, dim=-1)
+    prompts = [lambda c, t=t: t.format(c=c) for t in templates]  # lr0fm templates name the slot {c}
+    weights = build_zero_shot_classifier(
+        _TextTower(backbone),
+        backbone.tokenizer,
+        list(classnames),
+        prompts,
+        num_classes_per_batch=max(1, batch_size // len(templates)),
+        device=backbone.device,
+    )
+    return weights.t().contiguous().to(device)
 
 
 def model_fingerprint(backbone: Backbone) -> str:

@@ -8,7 +8,7 @@ already running and the model is already placed. There is one scoring code path;
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import torch.distributed as dist
@@ -19,16 +19,6 @@ from lr0fm.benchmark.module import ZeroShotModule
 from lr0fm.datasets.base import ZeroShotDataset
 from lr0fm.models.base import Backbone
 from lr0fm.protocols import DEFAULT_PROTOCOL, get_protocol, parse_resolutions
-
-_AUTOCAST = {"bf16-mixed": torch.bfloat16, "bf16": torch.bfloat16, "16-mixed": torch.float16, "16": torch.float16}
-
-
-def autocast(device: torch.device, precision: str):
-    """Autocast context for a Lightning-style precision string (``"32"`` disables it)."""
-    dtype = _AUTOCAST.get(str(precision))
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def _dist() -> tuple[int, int]:
@@ -48,7 +38,7 @@ def evaluate_backbone(
     batch_size: int = 64,
     num_workers: int = 0,
     device: str | torch.device = "cpu",
-    precision: str = "32",
+    forward_context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     cache_dir: str | None = None,
     cache: ClassifierCache | None = None,
     skip_corrupt: bool = False,
@@ -68,7 +58,8 @@ def evaluate_backbone(
         batch_size: images per batch.
         num_workers: DataLoader workers.
         device: where the classifier and the batches go (the backbone must already be there).
-        precision: Lightning-style precision string.
+        forward_context: the context of every forward, e.g. a Trainer's ``precision_plugin.forward_context``
+            (autocast under mixed precision); default: none.
         cache_dir: text-classifier cache folder.
         cache: an existing classifier cache (overrides ``cache_dir``).
         skip_corrupt: skip undecodable images instead of stopping.
@@ -110,11 +101,11 @@ def evaluate_backbone(
         for step, (views, labels, indices, corrupt) in enumerate(loader):
             if views is not None:
                 views, labels, indices = (x.to(device, non_blocking=True) for x in (views, labels, indices))
-            with autocast(device, precision):
+            with forward_context():
                 module.validation_step((views, labels, indices, corrupt), step)
         module.on_validation_epoch_end()
         records += module.records
     return records
 
 
-__all__ = ["autocast", "evaluate_backbone"]
+__all__ = ["evaluate_backbone"]

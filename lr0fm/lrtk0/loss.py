@@ -2,24 +2,14 @@
 
 The frozen teacher embeds the HR image; the student (tokens on) embeds the HR image and its K LR versions.
 Every student view is contrasted with the teacher's HR embeddings of the *global* batch (in-batch
-negatives gathered across DDP ranks with gradients), so each rank computes the loss of the whole global
-batch. DDP then averages the per-rank gradients, which equal ``world_size`` times the local share of the
-global gradient (the all-gather backward sums them), so the update equals one process on the global batch.
+negatives gathered across DDP ranks with gradients by the LightningModule, see
+:meth:`lr0fm.lrtk0.module.LRTK0Module.gather`), so each rank computes the loss of the whole global batch.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
-from torch.distributed.nn.functional import all_gather
-
-
-def gather_with_grad(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
-    """Concatenate ``x`` from every DDP rank along ``dim``, keeping gradients; identity without DDP."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return x
-    return torch.cat(all_gather(x), dim=dim)
 
 
 def symmetric_info_nce(queries: torch.Tensor, keys: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:

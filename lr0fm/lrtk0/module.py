@@ -34,8 +34,9 @@ from torch import nn
 from lr0fm.lrtk0.attachment import AttachedTokens
 from lr0fm.lrtk0.export import save_lr_tokens
 from lr0fm.lrtk0.freeze import apply_frozen_modes, freeze_backbone, unfreeze_authors_code
-from lr0fm.lrtk0.loss import caption_classification_loss, distillation_loss, gather_with_grad
+from lr0fm.lrtk0.loss import caption_classification_loss, distillation_loss
 from lr0fm.lrtk0.methods import METHODS
+from lr0fm.lrtk0.schedule import warmup_cosine
 from lr0fm.lrtk0.tokens import LRTokens
 from lr0fm.models.base import Backbone
 
@@ -52,14 +53,6 @@ def _set_grad_checkpointing(visual: nn.Module) -> None:
             tower.set_grad_checkpointing(True)
             return
     raise ValueError(f"vision tower {type(visual).__name__} has no set_grad_checkpointing()")
-
-
-def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_lr_ratio: float) -> float:
-    """LR multiplier: linear warm-up from 0 to 1 over ``warmup_steps``, then cosine to ``min_lr_ratio``."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def _no_weight_decay(name: str, param: nn.Parameter) -> bool:
@@ -263,6 +256,16 @@ class LRTK0Module(L.LightningModule):
                 self._teacher_cache[keys[i]] = fresh[row]
         return torch.stack([self._teacher_cache[key] for key in keys])
 
+    def gather(self, x: torch.Tensor, dim: int = 0) -> torch.Tensor:
+        """``x`` of every DDP rank concatenated along ``dim``, with gradients (``all_gather(sync_grads=True)``).
+
+        The all-gather backward sums the ranks' gradients, and DDP averages them again, so the update equals
+        one process on the global batch. Without DDP (or a Trainer) ``x`` is returned as it is.
+        """
+        if self._trainer is None or self.trainer.world_size == 1:
+            return x
+        return torch.cat(list(self.all_gather(x, sync_grads=True).unbind(0)), dim=dim)
+
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         hp = self.hparams
         hr, lr = batch["hr"], batch["lr"]
@@ -271,8 +274,8 @@ class LRTK0Module(L.LightningModule):
         # one student forward over HR + all LR views: [(1 + K) * B, 3, H, W]
         student_in = torch.cat([hr, lr.transpose(0, 1).reshape(-1, *hr.shape[1:])])
         student = self.embed_student(student_in).view(1 + num_views, batch_size, -1)
-        teacher_all = gather_with_grad(teacher.to(student.dtype))
-        student_all = gather_with_grad(student, dim=1)
+        teacher_all = self.gather(teacher.to(student.dtype))
+        student_all = self.gather(student, dim=1)
         scale = self.logit_scale.exp()
         if hp.max_logit_scale is not None:
             scale = scale.clamp(max=hp.max_logit_scale)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from lr0fm.models.base import Backbone, PreprocessConfig
+from lr0fm.models.base import Backbone
 from lr0fm.models.errors import WeightsUnavailableError
 
 _LAZY_ATTRIBUTES = {
@@ -31,7 +31,6 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "SPEC_FORMS",
     "Backbone",
-    "PreprocessConfig",
     "WeightsUnavailableError",
     "check_spec",
     "list_models",

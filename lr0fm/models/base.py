@@ -11,33 +11,11 @@ from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
+from open_clip.transform import PreprocessCfg, image_transform_v2
 from torch import nn
-
-
-@dataclass(frozen=True)
-class PreprocessConfig:
-    """Image preprocessing that travels with the weights (open_clip's ``PreprocessCfg`` fields).
-
-    Attributes:
-        size: native input side (HR), e.g. 224.
-        mean: per-channel normalisation mean.
-        std: per-channel normalisation std.
-        interpolation: ``"bicubic"``, ``"bilinear"`` or ``"nearest"`` for the resize to ``size``.
-        resize_mode: ``"shortest"`` (resize shorter side then centre crop), ``"longest"`` (fit and pad)
-            or ``"squash"`` (resize both sides), as open_clip defines them.
-        fill_color: padding value for ``"longest"``.
-    """
-
-    size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    interpolation: str = "bicubic"
-    resize_mode: str = "shortest"
-    fill_color: int = 0
 
 
 class Backbone(nn.Module, metaclass=ABCMeta):
@@ -47,13 +25,15 @@ class Backbone(nn.Module, metaclass=ABCMeta):
 
     Args:
         spec: the string the model was loaded from (e.g. ``"ViT-B-16:laion2b_s34b_b88k"``).
-        preprocess_cfg: preprocessing that comes with the weights.
-        preprocess: PIL image -> normalised tensor at native size (built from ``preprocess_cfg``).
+        preprocess_cfg: preprocessing that comes with the weights (open_clip's ``PreprocessCfg``, square
+            ``size`` as an int).
         tokenizer: list of strings -> token tensor (or mapping of tensors) accepted by ``encode_text``.
         info: free-form metadata (pretrained tag, pre-training data, ...).
 
     Attributes:
         family: the model family of the subclass (``"openclip"``, ``"blip"``, ``"toy"``...).
+        preprocess: PIL image -> normalised tensor at native size: open_clip's evaluation transform of
+            ``preprocess_cfg`` (``image_transform_v2``).
     """
 
     family: ClassVar[str] = ""
@@ -61,15 +41,14 @@ class Backbone(nn.Module, metaclass=ABCMeta):
     def __init__(
         self,
         spec: str,
-        preprocess_cfg: PreprocessConfig,
-        preprocess: Callable[[Any], torch.Tensor],
+        preprocess_cfg: PreprocessCfg,
         tokenizer: Callable[[list[str]], Any],
         info: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.spec = spec
         self.preprocess_cfg = preprocess_cfg
-        self.preprocess = preprocess
+        self.preprocess: Callable[[Any], torch.Tensor] = image_transform_v2(preprocess_cfg, is_train=False)
         self.tokenizer = tokenizer
         self.info = dict(info or {})
         # moves with the module: where inputs go, without a look at the parameters on every forward

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import open_clip
 import torch
+from open_clip.transform import PreprocessCfg
 
-from lr0fm.models.base import Backbone, PreprocessConfig
+from lr0fm.models.base import Backbone
 from lr0fm.models.errors import weights_unavailable
 from lr0fm.models.families import register_scheme
 from lr0fm.models.seeding import seeded
@@ -28,8 +28,8 @@ _RESAMPLE_NAMES = {0: "nearest", 2: "bilinear", 3: "bicubic"}
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def blip_preprocess_config(image_processor: Any) -> PreprocessConfig:
-    """Translate a BLIP image processor's settings into a :class:`PreprocessConfig`.
+def blip_preprocess_config(image_processor: Any) -> PreprocessCfg:
+    """Translate a BLIP image processor's settings into open_clip's ``PreprocessCfg``.
 
     BLIP resizes both sides to ``size x size`` without cropping, i.e. open_clip's ``"squash"`` mode.
 
@@ -47,7 +47,7 @@ def blip_preprocess_config(image_processor: Any) -> PreprocessConfig:
         raise ValueError(
             f"BLIP image processor resample={resample} is not supported; expected one of {_RESAMPLE_NAMES}."
         )
-    return PreprocessConfig(
+    return PreprocessCfg(
         size=int(height),
         mean=tuple(float(v) for v in image_processor.image_mean),
         std=tuple(float(v) for v in image_processor.image_std),
@@ -89,12 +89,14 @@ class BlipTokenizer:
         self.tokenizer = tokenizer
         self.max_length = max_length
 
-    def __call__(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        """Tokenise, padded to the batch's longest text."""
+    def __call__(self, texts: list[str]) -> Any:
+        """Tokenise, padded to the batch's longest text: a ``BatchEncoding`` of ``input_ids`` and ``attention_mask``."""
+        from transformers import BatchEncoding
+
         encoded = self.tokenizer(
             list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
         )
-        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+        return BatchEncoding({"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]})
 
 
 class BlipBackbone(Backbone):
@@ -109,20 +111,12 @@ class BlipBackbone(Backbone):
         self,
         spec: str,
         model: torch.nn.Module,
-        preprocess_cfg: PreprocessConfig,
+        preprocess_cfg: PreprocessCfg,
         tokenizer: BlipTokenizer,
         dtype: torch.dtype = torch.float32,
         info: dict[str, Any] | None = None,
     ) -> None:
-        preprocess = open_clip.image_transform(
-            preprocess_cfg.size,
-            is_train=False,
-            mean=preprocess_cfg.mean,
-            std=preprocess_cfg.std,
-            resize_mode=preprocess_cfg.resize_mode,
-            interpolation=preprocess_cfg.interpolation,
-        )
-        super().__init__(spec, preprocess_cfg, preprocess, tokenizer, info)
+        super().__init__(spec, preprocess_cfg, tokenizer, info)
         self.model = model
         self.dtype = dtype
 

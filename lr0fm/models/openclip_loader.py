@@ -6,8 +6,9 @@ from typing import Any
 
 import open_clip
 import torch
+from open_clip.transform import PreprocessCfg
 
-from lr0fm.models.base import Backbone, PreprocessConfig
+from lr0fm.models.base import Backbone
 from lr0fm.models.errors import weights_unavailable
 from lr0fm.models.seeding import seeded
 from lr0fm.models.specs import RANDOM_TAG, OpenClipSpec
@@ -16,8 +17,8 @@ from lr0fm.models.specs import RANDOM_TAG, OpenClipSpec
 PRECISIONS = ("fp32", "fp16", "bf16", "pure_fp16", "pure_bf16")
 
 
-def preprocess_config_from_open_clip(cfg: dict[str, Any]) -> PreprocessConfig:
-    """Convert open_clip's ``model.visual.preprocess_cfg`` dict into a :class:`PreprocessConfig`.
+def preprocess_config_from_open_clip(cfg: dict[str, Any]) -> PreprocessCfg:
+    """open_clip's ``model.visual.preprocess_cfg`` dict as a ``PreprocessCfg`` with a square ``size`` (an int).
 
     Raises:
         ValueError: the configured input is not square (the LR protocol assumes square inputs).
@@ -28,26 +29,13 @@ def preprocess_config_from_open_clip(cfg: dict[str, Any]) -> PreprocessConfig:
         if size[0] != size[1]:
             raise ValueError(f"Non-square model input {tuple(size)} is not supported; expected a square one.")
         size = size[0]
-    return PreprocessConfig(
+    return PreprocessCfg(
         size=int(size),
         mean=tuple(float(v) for v in cfg["mean"]),
         std=tuple(float(v) for v in cfg["std"]),
         interpolation=str(cfg["interpolation"]),
         resize_mode=str(cfg["resize_mode"]),
         fill_color=int(cfg.get("fill_color", 0)),
-    )
-
-
-def image_transform(cfg: PreprocessConfig):
-    """open_clip's evaluation transform (PIL -> normalised tensor at native size) for a preprocessing config."""
-    return open_clip.image_transform(
-        cfg.size,
-        is_train=False,
-        mean=cfg.mean,
-        std=cfg.std,
-        resize_mode=cfg.resize_mode,
-        interpolation=cfg.interpolation,
-        fill_color=cfg.fill_color,
     )
 
 
@@ -70,12 +58,12 @@ class OpenClipBackbone(Backbone):
         self,
         spec: str,
         model: torch.nn.Module,
-        preprocess_cfg: PreprocessConfig,
+        preprocess_cfg: PreprocessCfg,
         tokenizer: Any,
         input_dtype: torch.dtype | None = None,
         info: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(spec, preprocess_cfg, image_transform(preprocess_cfg), tokenizer, info)
+        super().__init__(spec, preprocess_cfg, tokenizer, info)
         self.model = model
         self.input_dtype = input_dtype
 

@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, IterableDataset
 
 from lr0fm.atomic import atomic_path, write_text_atomic
+from lr0fm.lrtk0.schedule import warmup_cosine
 from lr0fm.toy.captions import compose_caption
 from lr0fm.toy.tokenizer import ToyTokenizer
 from lr0fm.toy.world import NATIVE_SIZE, render_split
@@ -227,13 +228,7 @@ class ToyCLIPModule(L.LightningModule):
             eps=1e-6,
         )
         warm, total = self.cfg.warmup_steps, self.cfg.max_steps
-
-        def factor(step: int) -> float:
-            if step < warm:
-                return (step + 1) / warm
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_cosine(step, warm, total))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
