@@ -107,13 +107,14 @@ class ZeroShotBenchmark(Callback):
             self._datasets = {spec: subsample(build_dataset(spec, self.root), self.max_samples) for spec in self.specs}
             self._cache = ClassifierCache(self.cache_dir)
 
-    def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> list[dict]:
+    def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, backbone: Any = None) -> list[dict]:
+        """Records of ``backbone`` (default: the student, tokens on) on the callback's datasets."""
         return evaluate_backbone(
-            pl_module.backbone,
+            backbone if backbone is not None else pl_module.backbone,
             self._datasets,
             self.resolutions,
             protocol=self.protocol,
-            model_name=STUDENT,
+            model_name=STUDENT if backbone is None else TEACHER,
             batch_size=self.batch_size,
             num_workers=self.num_workers,
             device=pl_module.device,
@@ -135,18 +136,8 @@ class ZeroShotBenchmark(Callback):
         return robustness_metrics(student, self._teacher, self.weights)
 
     def _teacher_records(self, trainer: L.Trainer, pl_module: Any) -> list[dict]:
-        if pl_module.teacher is not None:  # unfrozen blocks: the teacher is a separate frozen instance
-            return evaluate_backbone(
-                pl_module.teacher,
-                self._datasets,
-                self.resolutions,
-                protocol=self.protocol,
-                model_name=TEACHER,
-                batch_size=self.batch_size,
-                num_workers=self.num_workers,
-                device=pl_module.device,
-                forward_context=trainer.precision_plugin.forward_context,
-            )
+        if pl_module.teacher is not None:  # unfrozen weights: the teacher is a separate frozen instance
+            return self._evaluate(trainer, pl_module, pl_module.teacher)
         with pl_module.tokens.disabled():
             return self._evaluate(trainer, pl_module)
 
