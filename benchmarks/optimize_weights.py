@@ -49,7 +49,7 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--table", help="results table (default: a synthetic 66 x 15 table)")
-    parser.add_argument("--num-classes", action="append", default=[], metavar="DATASET=N")
+    parser.add_argument("--num_classes", action="append", default=[], metavar="DATASET=N")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         table = Path(args.table) if args.table else synthetic_table(Path(tmp) / "synthetic66.csv")
@@ -67,7 +67,7 @@ def main() -> int:
             str(out),
         ]
         for nc in args.num_classes:
-            argv += ["--num-classes", nc]
+            argv += ["--num_classes", nc]
         t0 = time.perf_counter()
         rc = metrics_main(argv)
         elapsed = time.perf_counter() - t0

@@ -49,7 +49,7 @@ NUM_CLASSES: dict[str, int] = {
 
 #: The class counts of the authors' ``MetaData/generate_SAR_WAR.py`` (Gamma's chance level): 102 for Food101
 #: and FGVC Aircraft are copy errors there (true 101 and 100), kept here only to reproduce the published
-#: SAR/WAR exactly (``lr0fm metrics --num-classes paper``).
+#: SAR/WAR exactly (``lr0fm metrics report --num_classes paper``).
 AUTHORS_NUM_CLASSES: dict[str, int] = {**NUM_CLASSES, "food101": 102, "fgvc-aircraft": 102}
 
 #: Short names used in the paper's tables and figures.

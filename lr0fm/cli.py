@@ -32,7 +32,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "test": ("lr0fm.lrtk0.cli.test", "LR-TK0 test loop + zero-shot benchmark of a checkpoint"),
     "export-tokens": (
         "lr0fm.lrtk0.cli.export",
-        "write the tokens-only export of an LR-TK0 checkpoint (for `benchmark --lr-tokens`)",
+        "write the tokens-only export of an LR-TK0 checkpoint (for `benchmark --lr_tokens`)",
     ),
 }
 
@@ -72,7 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         print(_help(), file=sys.stderr)
         return 2
     module = importlib.import_module(SUBCOMMANDS[command][0])
-    return int(module.main(rest) or 0)
+    try:
+        return int(module.main(rest) or 0)
+    except SystemExit as done:  # a parser's --help, --print_config or usage error: its status, as a return value
+        return done.code if isinstance(done.code, int) else int(done.code is not None)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,7 +2,7 @@
 
 ``lr0fm benchmark --config toy``, ``lr0fm fit --config eva02_b16 --config ablations/vpt``,
 ``lr0fm synth --config paper_7k``, ``lr0fm toy pretrain --config pretrain`` and
-``lr0fm metrics lr0fm66`` name files inside the installed package (``lr0fm/configs/<command>/`` and
+``lr0fm metrics report lr0fm66`` name files inside the installed package (``lr0fm/configs/<command>/`` and
 ``lr0fm/resources/results/``); a path to an existing file is used as it is. The repository's ``configs/``
 is a link to ``lr0fm/configs``: one copy of every preset.
 """
@@ -54,3 +54,19 @@ def resolve_results(value: str) -> str:
     if value in RESULTS and not Path(value).exists():
         return str(RESULTS[value])
     return value
+
+
+def resolve_config_args(argv: list[str], kind: str) -> list[str]:
+    """``--config NAME`` -> the packaged preset file of ``kind`` (a path to an existing file is kept).
+
+    Raises:
+        FileNotFoundError: a ``--config`` value is neither a file nor a preset.
+
+    """
+    out = list(argv)
+    for i, arg in enumerate(out):
+        if arg == "--config" and i + 1 < len(out):
+            out[i + 1] = resolve_config(out[i + 1], kind)
+        elif arg.startswith("--config="):
+            out[i] = "--config=" + resolve_config(arg.partition("=")[2], kind)
+    return out

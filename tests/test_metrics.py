@@ -224,7 +224,7 @@ def test_zero_hr_accuracy():
 def test_unknown_dataset_needs_class_count():
     recs = rows(("m", "my-birds", "hr", 0.5), ("m", "my-birds", 16, 0.2))
     with pytest.raises(
-        ResultsTableError, match=r"unknown dataset 'my-birds' has no class count.*--num-classes my-birds=N"
+        ResultsTableError, match=r"unknown dataset 'my-birds' has no class count.*--num_classes my-birds=N"
     ):
         compute_report(ResultsTable.from_records(recs))
     ok = compute_report(ResultsTable.from_records(recs), num_classes={"my-birds": 20})
@@ -248,7 +248,7 @@ def test_weights_absent_datasets_warn_and_all_zero_errors(tmp_path):
 
 def test_model_missing_a_dataset_errors_unless_allowed():
     recs = HAND + rows(("m3", "dtd", "hr", 0.6), ("m3", "dtd", 16, 0.3))
-    with pytest.raises(ResultsTableError, match=r"missing: m3 / eurosat / 16; m3 / eurosat / hr.*--allow-missing"):
+    with pytest.raises(ResultsTableError, match=r"missing: m3 / eurosat / 16; m3 / eurosat / hr.*--allow_missing"):
         compute_report(ResultsTable.from_records(recs))
     report = compute_report(ResultsTable.from_records(recs), allow_missing=True)
     s3 = report.summary_for("m3", 16)

@@ -18,7 +18,7 @@ from lr0fm.metrics.optimize import PAPER_OBJECTIVE, WeightScorer, optimize_weigh
 def test_metrics_cli_writes_the_three_tables(tmp_path, capsys):
     results = write_csv(tmp_path / "r.csv", HAND)
     out = tmp_path / "out"
-    assert lr0fm_main(["metrics", str(results), "--output", str(out)]) == 0
+    assert lr0fm_main(["metrics", "report", str(results), "--output", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "| model | ACC-HR | ACC-16 | SAR-16 | WAR-16 |" in printed
     with open(out / "summary.csv") as fh:
@@ -35,10 +35,12 @@ def test_metrics_cli_writes_the_three_tables(tmp_path, capsys):
 
 def test_metrics_cli_bad_input_exits_2_with_message(tmp_path, capsys):
     results = write_csv(tmp_path / "r.csv", [dict(r, top1=r["top1"] * 100) for r in HAND])
-    assert lr0fm_main(["metrics", str(results), "--output", str(tmp_path / "o")]) == 2
+    assert lr0fm_main(["metrics", "report", str(results), "--output", str(tmp_path / "o")]) == 2
     assert "looks like percentages" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        lr0fm_main(["metrics", str(results), "--num-classes", "dtd"])
+    assert lr0fm_main(["metrics", "report", str(results), "--num_classes", "dtd"]) == 2
+    assert "--num_classes 'dtd': expected DATASET=N or paper" in capsys.readouterr().err
+    assert lr0fm_main(["metrics", str(results)]) == 2  # the subcommand is required
+    assert "choose from 'report', 'optimize-weights'" in capsys.readouterr().err
 
 
 def test_metrics_refuses_mixed_protocols_unless_told(tmp_path, capsys):
@@ -47,21 +49,23 @@ def test_metrics_refuses_mixed_protocols_unless_told(tmp_path, capsys):
     mixed = paper + [dict(r, protocol="shorter-side") for r in HAND if r["model"] == "m1"]
     results = write_csv(tmp_path / "r.csv", mixed, columns)
     out = tmp_path / "out"
-    assert lr0fm_main(["metrics", str(results), "--output", str(out)]) == 2
+    assert lr0fm_main(["metrics", "report", str(results), "--output", str(out)]) == 2
     err = capsys.readouterr().err
     assert "different LR protocols: paper (8 rows), shorter-side (4 rows)" in err
-    assert "--protocol NAME" in err and "--allow-mixed-protocols" in err
-    assert lr0fm_main(["metrics", str(results), "--output", str(out), "--protocol", "paper", "--quiet"]) == 0
+    assert "--protocol NAME" in err and "--allow_mixed_protocols" in err
+    assert lr0fm_main(["metrics", "report", str(results), "--output", str(out), "--protocol", "paper", "--quiet"]) == 0
     with open(out / "summary.csv") as fh:
         assert [r["model"] for r in csv.DictReader(fh)] == ["m1", "m2"]
-    assert lr0fm_main(["metrics", str(results), "--output", str(out), "--protocol", "square"]) == 2
+    assert lr0fm_main(["metrics", "report", str(results), "--output", str(out), "--protocol", "square"]) == 2
     assert "no row was measured with LR protocol 'square'" in capsys.readouterr().err
-    assert lr0fm_main(["metrics", str(results), "--output", str(out), "--allow-mixed-protocols", "--quiet"]) == 0
+    assert (
+        lr0fm_main(["metrics", "report", str(results), "--output", str(out), "--allow_mixed_protocols", "--quiet"]) == 0
+    )
     with open(out / "summary.csv") as fh:
         assert [r["model"] for r in csv.DictReader(fh)] == ["m1 [paper]", "m2", "m1 [shorter-side]"]
     # rows without a protocol (older tables) and rows with one are mixed too
     unrecorded = write_csv(tmp_path / "u.csv", paper[:4] + [dict(r, protocol="") for r in HAND[4:]], columns)
-    assert lr0fm_main(["metrics", str(unrecorded), "--output", str(out)]) == 2
+    assert lr0fm_main(["metrics", "report", str(unrecorded), "--output", str(out)]) == 2
     assert "unrecorded (4 rows)" in capsys.readouterr().err
 
 
@@ -72,7 +76,7 @@ def test_num_classes_paper_is_the_authors_counts():
     differ = {d: n for d, n in AUTHORS_NUM_CLASSES.items() if NUM_CLASSES[d] != n}
     assert differ == {"food101": 102, "fgvc-aircraft": 102}
     assert AUTHORS_NUM_CLASSES["caltech101"] == NUM_CLASSES["caltech101"] == 102
-    assert _class_counts([("paper", 0), ("food101", 101)]) == {**AUTHORS_NUM_CLASSES, "food101": 101}
+    assert _class_counts(["paper", "food101=101"]) == {**AUTHORS_NUM_CLASSES, "food101": 101}
 
 
 def synthetic_gammas(num_models=30, seed=0):
@@ -137,14 +141,16 @@ def test_optimize_weights_cli_yaml_feeds_metrics(tmp_path, capsys):
     results = write_csv(tmp_path / "r.csv", records)
     weights = tmp_path / "w.yaml"
     argv = ["metrics", "optimize-weights", str(results), "--resolution", "16", "--trials", "3"]
-    argv += ["--objective", "imagenet + imagenet-a", "--refine-steps", "200", "--output", str(weights)]
+    argv += ["--objective", "imagenet + imagenet-a", "--refine_steps", "200", "--output", str(weights)]
     assert lr0fm_main(argv) == 0
     printed = capsys.readouterr().out
     assert "start (published)" in printed and "optimised" in printed
     loaded = load_weights(weights)
     assert set(loaded) == set(DATASETS[:5])
     assert (
-        lr0fm_main(["metrics", str(results), "--weights", str(weights), "--output", str(tmp_path / "o"), "--quiet"])
+        lr0fm_main(
+            ["metrics", "report", str(results), "--weights", str(weights), "--output", str(tmp_path / "o"), "--quiet"]
+        )
         == 0
     )
 

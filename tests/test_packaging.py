@@ -47,7 +47,7 @@ def test_the_installed_wheel_is_the_one_imported(site: Path, tmp_path: Path) -> 
 
 
 def test_paper_names_presets_and_published_table_ship_with_the_wheel(site: Path, tmp_path: Path) -> None:
-    listing = lr0fm(site, tmp_path, "benchmark", "--list-models", "*")
+    listing = lr0fm(site, tmp_path, "benchmark", "--list_models", "*")
     assert listing.returncode == 0, listing.stderr[-2000:]
     paper_lines = [line for line in listing.stdout.splitlines() if "[paper protocol:" in line]
     assert len(paper_lines) == 66
@@ -61,10 +61,12 @@ def test_paper_names_presets_and_published_table_ship_with_the_wheel(site: Path,
     env = {**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1"}
     done = subprocess.run([sys.executable, "-c", resolve], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert done.stdout.split() == ["66", "54"], done.stderr[-2000:]
-    metrics = lr0fm(site, tmp_path, "metrics", "lr0fm66", "--num-classes", "paper", "--output", "m", "--quiet")
+    metrics = lr0fm(
+        site, tmp_path, "metrics", "report", "lr0fm66", "--num_classes", "paper", "--output", "m", "--quiet"
+    )
     assert metrics.returncode == 0, metrics.stderr[-2000:]
     assert (tmp_path / "m" / "summary.csv").read_text().count("EVA-02-CLIP-B/16,") == 4  # 16, 32, 64, 128 px
-    datasets = lr0fm(site, tmp_path, "benchmark", "--list-datasets", "toy-*")
+    datasets = lr0fm(site, tmp_path, "benchmark", "--list_datasets", "toy-*")
     assert datasets.stdout.split() == ["toy-color", "toy-shape", "toy-size", "toy-texture"]  # the toy plug-in
 
 

@@ -80,9 +80,9 @@ def _image_bytes(output):
 def test_cli_end_to_end_with_saved_pipeline(pipeline_dir, caption_file, tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["synth", "--captions", str(caption_file), "--output", str(out), "--pipeline", str(pipeline_dir)]
-    argv += ["--num-captions", "2", "--images-per-caption", "2", "--steps", "2", "--device", "cpu"]
-    argv += ["--dtype", "float32", "--format", "jpg", "--call-kwargs", json.dumps(TINY_CALL), "--no-progress"]
-    argv += ["--webdataset", "--captions-per-tar", "1"]
+    argv += ["--num_captions", "2", "--images_per_caption", "2", "--num_inference_steps", "2", "--device", "cpu"]
+    argv += ["--dtype", "float32", "--image_format", "jpg", "--call_kwargs", json.dumps(TINY_CALL), "--no_progress"]
+    argv += ["--webdataset", "--captions_per_tar", "1"]
     assert lr0fm_main(argv) == 0
     assert "4 generated, 0 already present" in capsys.readouterr().out
     records = read_manifest(out)
@@ -213,8 +213,8 @@ def test_cli_captions_paper_generates_from_the_authors_captions(pipeline_dir, tm
 
     out = tmp_path / "paper"
     argv = ["synth", "--captions", "paper", "--output", str(out), "--pipeline", str(pipeline_dir)]
-    argv += ["--images-per-caption", "1", "--steps", "2", "--device", "cpu", "--dtype", "float32"]
-    argv += ["--call-kwargs", json.dumps(TINY_CALL), "--no-progress", "--shard", "0/2000"]  # 4 of the 7,000
+    argv += ["--images_per_caption", "1", "--num_inference_steps", "2", "--device", "cpu", "--dtype", "float32"]
+    argv += ["--call_kwargs", json.dumps(TINY_CALL), "--no_progress", "--shard", "0/2000"]  # 4 of the 7,000
     assert lr0fm_main(argv) == 0
     rows = (out / "captions.tsv").read_text("utf-8").splitlines()[1:]
     assert len(rows) == 7000  # every caption gets its id, whichever shard generates it

@@ -17,6 +17,7 @@ from lr0fm.datasets.base import DatasetError
 from lr0fm.toy import world
 from lr0fm.toy.backbone import SHIPPED_DIR, load_toyclip
 from lr0fm.toy.captions import compose_caption
+from lr0fm.toy.cli import pretrain_config
 from lr0fm.toy.datasets import TOY_DATASETS, ToyRenderer, build_toy_dataset
 from lr0fm.toy.evaluate import evaluate_toy
 from lr0fm.toy.lrtk0_data import ToyLRTK0Images
@@ -128,8 +129,7 @@ def test_lrtk0_images_are_deterministic_hr_images_of_their_split():
 
 
 def test_toy_cli_lists_subcommands(capsys):
-    with pytest.raises(SystemExit):
-        lr0fm_main(["toy", "--help"])
+    assert lr0fm_main(["toy", "--help"]) == 0
     out = capsys.readouterr().out
     assert "pretrain" in out and "eval" in out
 
@@ -139,17 +139,25 @@ def test_load_toyclip_names_missing_files(tmp_path):
         load_toyclip(weights_dir=tmp_path)
 
 
+STAGE2 = CONFIG.replace("pretrain.yaml", "pretrain_stage2.yaml")
+
+
+def _config(path: str, *extra: str) -> PretrainConfig:
+    """The PretrainConfig ``lr0fm toy pretrain --config PATH EXTRA...`` would train with."""
+    return pretrain_config(["--config", path, *extra])[0]
+
+
 def test_config_file_is_the_built_in_recipe():
-    assert PretrainConfig.from_yaml(CONFIG) == PretrainConfig()
-    stage2 = PretrainConfig.from_yaml(CONFIG.replace("pretrain.yaml", "pretrain_stage2.yaml"))
+    assert _config(CONFIG) == PretrainConfig()
+    stage2 = _config(STAGE2)
     assert stage2.init_from and stage2.model_cfg == PretrainConfig().model_cfg
-    with pytest.raises(ValueError, match="unknown keys"):
-        PretrainConfig.from_yaml(CONFIG, nonsense=1)
+    with pytest.raises(SystemExit):  # an unknown option is refused, not ignored
+        _config(CONFIG, "--nonsense", "1")
 
 
 def test_few_step_retrain_from_the_shipped_config_lowers_the_loss(tmp_path):
     torch.set_num_threads(1)
-    cfg = PretrainConfig.from_yaml(CONFIG, max_steps=30, batch_size=24, warmup_steps=5, log_every=0)
+    cfg = _config(CONFIG, "--max_steps", "30", "--batch_size", "24", "--warmup_steps", "5", "--log_every", "0")
     module = pretrain(cfg, tmp_path)
     losses = module.loss_history
     assert len(losses) == 30
@@ -166,8 +174,8 @@ def test_few_step_retrain_from_the_shipped_config_lowers_the_loss(tmp_path):
 
 def test_shipped_weights_record_both_shipped_recipes():
     shipped = json.loads((SHIPPED_DIR / CONFIG_FILE).read_text())
-    stage1 = PretrainConfig.from_yaml(CONFIG)
-    stage2 = PretrainConfig.from_yaml(CONFIG.replace("pretrain.yaml", "pretrain_stage2.yaml"))
+    stage1 = _config(CONFIG)
+    stage2 = _config(STAGE2)
     recipe = {k: v for k, v in dataclasses.asdict(stage2).items() if k != "model_cfg"}
     assert shipped["recipe"] == recipe
     (first,) = shipped["earlier_stages"]

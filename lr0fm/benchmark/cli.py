@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 EPILOG = """examples:
@@ -12,105 +10,99 @@ EPILOG = """examples:
   lr0fm benchmark --model ViT-B-16:laion2b_s34b_b88k --dataset imagenet=/data/imagenet dtd=/data \\
       --devices 4 --strategy ddp
   lr0fm benchmark --config lr0fm66                      # a packaged preset (or any YAML file)
-  lr0fm benchmark --list-models 'EVA02*'
-  lr0fm benchmark --list-protocols
+  lr0fm benchmark --config lr0fm66 --print_config       # the resolved config, as YAML
+  lr0fm benchmark --list_models 'EVA02*'
+  lr0fm benchmark --list_protocols
 """
 
+#: help of each option of :class:`~lr0fm.benchmark.config.BenchmarkConfig`
+HELP = {
+    "models": "backbone specs or paper names (see --list_models)",
+    "datasets": "NAME or NAME=ROOT: canonical names, toy-*, folder:/path, wds:/path (see --list_datasets)",
+    "resolutions": "low sides in px and/or hr",
+    "protocol": "LR protocol: paper (per backbone, the chain the LR0.FM authors ran), shorter-side, square "
+    "(see --list_protocols)",
+    "output": "output folder (results, predictions, summary, plot, TensorBoard, config.yaml)",
+    "data_root": "root folder for datasets given without =ROOT",
+    "batch_size": "images per batch (each scored at every resolution)",
+    "workers": "DataLoader workers",
+    "precision": "auto, 32, bf16-mixed or 16-mixed",
+    "accelerator": "auto, cpu, gpu",
+    "devices": "number of devices",
+    "strategy": "auto or ddp",
+    "skip_existing": "skip cells already in the results table (false: re-measure everything)",
+    "skip_corrupt": "skip undecodable images (counted in num_skipped) instead of stopping",
+    "cache_dir": "text-classifier cache (default: OUTPUT/classifier_cache)",
+    "seed": "seed of ARCH:none random weights",
+    "lr_tokens": "apply LR-TK0 tokens (.safetensors from lr0fm fit) to the model(s)",
+    "download": "let torchvision download the datasets it can",
+    "predictions": "write per-sample top-5 predictions",
+}
 
-def build_parser() -> argparse.ArgumentParser:
-    """Parser of ``lr0fm benchmark`` (every option can also come from ``--config FILE.yaml``)."""
-    p = argparse.ArgumentParser(
-        prog="lr0fm benchmark",
-        description="LR0.FM zero-shot benchmark: each image is decoded once and scored at every resolution; "
-        "results append to OUTPUT/results.csv as each (model, dataset) finishes, and reruns skip what is done.",
+
+def build_parser():
+    """Parser of ``lr0fm benchmark``: :class:`~lr0fm.benchmark.config.BenchmarkConfig`'s fields and the listings."""
+    from lr0fm.benchmark.config import BenchmarkConfig
+    from lr0fm.command import add_dataclass_options, command_parser
+
+    parser = command_parser(
+        "lr0fm benchmark",
+        "LR0.FM zero-shot benchmark: each image is decoded once and scored at every resolution; results append "
+        "to OUTPUT/results.csv as each (model, dataset) finishes, and reruns skip what is done.",
+        preset_kind="benchmark",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--config",
-        help="YAML file with any of the options below (command-line flags win), or a packaged preset: toy, "
-        "lr0fm66, example",
+    add_dataclass_options(
+        parser,
+        BenchmarkConfig,
+        HELP,
+        lists={"models": str, "datasets": str, "resolutions": int | str},
+        types={"devices": int | str},
+        aliases={"models": "--model", "datasets": "--dataset"},
     )
-    p.add_argument("--list-models", nargs="?", const="*", metavar="PATTERN", help="list backbone specs and exit")
-    p.add_argument("--list-datasets", nargs="?", const="*", metavar="PATTERN", help="list dataset names and exit")
-    p.add_argument("--model", "--models", dest="models", nargs="+", action="extend", metavar="SPEC")
-    p.add_argument("--dataset", "--datasets", dest="datasets", nargs="+", action="extend", metavar="NAME[=ROOT]")
-    p.add_argument("--resolutions", nargs="+", metavar="N|hr", help="default: 16 32 64 128 hr")
-    p.add_argument(
-        "--protocol",
-        help="LR protocol (default paper: per backbone, the chain the LR0.FM authors ran; shorter-side; square); "
-        "see --list-protocols",
-    )
-    p.add_argument("--list-protocols", action="store_true", help="list the LR protocols and chains and exit")
-    p.add_argument("--data-root", help="root folder for datasets given without =ROOT")
-    p.add_argument("--output", help="output folder (default: lightning_logs/benchmark)")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--workers", type=int, help="DataLoader workers (default: min(8, CPUs))")
-    p.add_argument("--precision", help="auto (default), 32, bf16-mixed or 16-mixed")
-    p.add_argument("--accelerator", help="auto (default), cpu, gpu")
-    p.add_argument("--devices", help="number of devices (default 1)")
-    p.add_argument("--strategy", help="auto (default) or ddp")
-    p.add_argument("--seed", type=int, help="seed of ARCH:none random weights")
-    p.add_argument("--lr-tokens", help="apply LR-TK0 tokens (.safetensors from lr0fm fit) to the model(s)")
-    p.add_argument("--cache-dir", help="text-classifier cache (default: OUTPUT/classifier_cache)")
-    p.add_argument("--weights", help="WAR weights YAML for the summary (default: published LR0.FM WAR-16)")
-    p.add_argument("--skip-existing", dest="skip_existing", action="store_true", default=None)
-    p.add_argument("--no-skip-existing", dest="skip_existing", action="store_false", help="re-measure everything")
-    p.add_argument("--skip-corrupt", action="store_true", default=None, help="skip undecodable images (counted)")
-    p.add_argument("--download", action="store_true", default=None, help="let torchvision download datasets")
-    p.add_argument("--no-predictions", dest="predictions", action="store_false", default=None)
-    return p
+    weights_help = "WAR weights YAML for the summary (default: the published LR0.FM WAR-16 weights)"
+    parser.add_argument("--weights", type=str | None, default=None, help=weights_help)
+    parser.add_argument("--list_models", nargs="?", const="*", type=str | None, help="list backbone specs and exit")
+    parser.add_argument("--list_datasets", nargs="?", const="*", type=str | None, help="list datasets and exit")
+    parser.add_argument("--list_protocols", action="store_true", help="list the LR protocols and chains and exit")
+    return parser
 
 
-def _load_yaml(path: str) -> dict:
-    import yaml
-
-    data = yaml.safe_load(Path(path).read_text()) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"--config {path}: expected a mapping of options")
-    return {k.replace("-", "_"): v for k, v in data.items()}
-
-
-def _config_relative(path: str, config: str) -> str:
+def _config_relative(path: str, configs: list[Path]) -> str:
     """A relative input path of a ``--config`` file: from the config's folder if it exists there, else as given."""
-    candidate = Path(config).parent / path
-    return str(candidate) if not Path(path).is_absolute() and candidate.is_file() else path
+    for config in reversed(configs):
+        candidate = config.parent / path
+        if not Path(path).is_absolute() and candidate.is_file():
+            return str(candidate)
+    return path
 
 
-def make_config(args: argparse.Namespace):
-    """Merge ``--config`` YAML and flags into a :class:`BenchmarkConfig`."""
-    from lr0fm.benchmark.runner import BenchmarkConfig
-    from lr0fm.catalog import did_you_mean
-    from lr0fm.presets import resolve_config
+def make_config(cfg):
+    """The :class:`~lr0fm.benchmark.config.BenchmarkConfig` and WAR weights file of a parse.
 
-    names = [f.name for f in fields(BenchmarkConfig)] + ["weights"]
-    if args.config:
-        args.config = resolve_config(args.config, "benchmark")
-    values = _load_yaml(args.config) if args.config else {}
-    unknown = [k for k in values if k not in names]
-    if unknown:
-        raise ValueError(f"--config {args.config}: unknown option {unknown[0]!r}.{did_you_mean(unknown[0], names)}")
-    for key in names:
-        flag = getattr(args, key, None)
-        if flag is not None:
-            values[key] = flag
-    weights = values.pop("weights", None)
-    if weights is not None and args.weights is None and args.config:
-        weights = _config_relative(weights, args.config)
-    if weights is not None and not Path(weights).is_file():
-        raise FileNotFoundError(f"WAR weights file not found: {weights} (expected a YAML written by `lr0fm metrics`)")
-    if not values.get("models") or not values.get("datasets"):
-        raise ValueError("give at least one --model and one --dataset (or a --config that lists them)")
-    if "devices" in values and str(values["devices"]).isdigit():
-        values["devices"] = int(values["devices"])
-    for key in ("models", "datasets", "resolutions"):
-        if key in values and isinstance(values[key], str):
-            values[key] = values[key].split()
+    Raises:
+        ValueError: no model or no dataset.
+        FileNotFoundError: the WAR weights file does not exist.
+
+    """
+    from lr0fm.benchmark.config import BenchmarkConfig
+    from lr0fm.command import config_files, dataclass_values
+
+    values = dataclass_values(cfg, BenchmarkConfig)
+    weights = cfg.weights
+    if weights is not None:
+        weights = _config_relative(weights, config_files(cfg))
+        if not Path(weights).is_file():
+            raise FileNotFoundError(
+                f"WAR weights file not found: {weights} (expected a YAML written by `lr0fm metrics`)"
+            )
+    if not values["models"] or not values["datasets"]:
+        raise ValueError("give at least one --models and one --datasets (or a --config that lists them)")
     return BenchmarkConfig(**values), weights
 
 
 def model_listing(pattern: str) -> list[str]:
-    """Lines of ``--list-models``: loadable specs, and each paper name with its spec and its LR chain."""
+    """Lines of ``--list_models``: loadable specs, and each paper name with its spec and its LR chain."""
     from lr0fm.models import list_models
     from lr0fm.models.paper_backbones import read_paper_backbones
 
@@ -130,7 +122,7 @@ def model_listing(pattern: str) -> list[str]:
 
 
 def protocol_listing() -> list[str]:
-    """Lines of ``--list-protocols``: the protocols, then the authors' chains with their source files."""
+    """Lines of ``--list_protocols``: the protocols, then the authors' chains with their source files."""
     from lr0fm.protocols import PAPER_CHAINS, PAPER_TEXT_CHAIN, get_protocol, list_protocols
 
     lines = ["protocols:"]
@@ -143,25 +135,28 @@ def protocol_listing() -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``lr0fm benchmark``."""
+    from lr0fm.command import parse, save_config
+
     parser = build_parser()
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    if args.list_models is not None:
-        print("\n".join(model_listing(args.list_models)))
+    cfg = parse(parser, list(sys.argv[1:] if argv is None else argv), preset_kind="benchmark")
+    if cfg.list_models is not None:
+        print("\n".join(model_listing(cfg.list_models)))
         return 0
-    if args.list_protocols:
+    if cfg.list_protocols:
         print("\n".join(protocol_listing()))
         return 0
-    if args.list_datasets is not None:
+    if cfg.list_datasets is not None:
         from lr0fm.datasets import list_datasets
 
-        print("\n".join(list_datasets(args.list_datasets)))
+        print("\n".join(list_datasets(cfg.list_datasets)))
         return 0
     from lr0fm.benchmark.runner import finalize, run_benchmark
     from lr0fm.datasets.base import DatasetError
     from lr0fm.models.errors import WeightsUnavailableError
 
     try:
-        config, weights = make_config(args)
+        config, weights = make_config(cfg)
+        save_config(parser, cfg, config.output)
         run_benchmark(config)
     except (DatasetError, WeightsUnavailableError, ValueError, FileNotFoundError) as exc:
         print(f"lr0fm benchmark: error: {exc}", file=sys.stderr)

@@ -21,7 +21,7 @@ class CorruptImageError(DatasetError):
         self.reason = reason
         super().__init__(
             f"corrupt image file {path!r}{': ' + reason if reason else ''}. "
-            "Fix or delete the file, or pass --skip-corrupt to skip such files (the results record how many)."
+            "Fix or delete the file, or pass --skip_corrupt to skip such files (the results record how many)."
         )
 
 

@@ -94,7 +94,7 @@ def _require_root(name: str, root: str | Path | None) -> Path:
         )
         raise DatasetError(
             f"dataset {name!r} needs the directory that holds it: pass {name}=ROOT (lr0fm benchmark --dataset) "
-            f"or --data-root ROOT, or root= in Python.{layout}"
+            f"or --data_root ROOT, or root= in Python.{layout}"
         )
     return Path(root).expanduser()
 

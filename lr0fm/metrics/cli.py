@@ -1,119 +1,139 @@
-"""``lr0fm metrics``: robustness metrics of a results table, and ``lr0fm metrics optimize-weights``."""
+"""``lr0fm metrics report``: robustness metrics of a results table; ``lr0fm metrics optimize-weights``."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from lr0fm.metrics.robustness import DEFAULT_ALPHA
 
-OPTIMIZE = "optimize-weights"
-#: ``--num-classes paper``: the class counts of the authors' MetaData/generate_SAR_WAR.py
+REPORT, OPTIMIZE = "report", "optimize-weights"
+#: ``--num_classes paper``: the class counts of the authors' MetaData/generate_SAR_WAR.py
 PAPER_CLASS_COUNTS = "paper"
 
 
-def _key_value(text: str, what: str) -> tuple[str, str]:
+def _key_value(text: str, what: str, flag: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
-    if not sep or not key or not value:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    if not sep or not key.strip() or not value.strip():
+        raise ValueError(f"{flag} {text!r}: expected {what}")
     return key.strip(), value.strip()
 
 
-def _num_classes_arg(text: str) -> tuple[str, int]:
-    if text == PAPER_CLASS_COUNTS:
-        return text, 0
-    name, value = _key_value(text, "DATASET=N")
-    try:
-        count = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--num-classes {text!r}: N must be an integer") from None
-    if count < 1:
-        raise argparse.ArgumentTypeError(f"--num-classes {text!r}: N must be >= 1")
-    return name, count
+def _class_counts(values: list[str]) -> dict[str, int]:
+    """``--num_classes`` values as a mapping (``paper`` expands to the authors' counts; later values win).
+
+    Raises:
+        ValueError: a value is neither ``paper`` nor ``DATASET=N`` with ``N >= 1``.
+
+    """
+    from lr0fm.catalog import AUTHORS_NUM_CLASSES
+
+    counts: dict[str, int] = {}
+    for text in values:
+        if text == PAPER_CLASS_COUNTS:
+            counts.update(AUTHORS_NUM_CLASSES)
+            continue
+        name, value = _key_value(text, "DATASET=N or paper", "--num_classes")
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"--num_classes {text!r}: N must be an integer >= 1")
+        counts[name] = int(value)
+    return counts
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser) -> None:
+    from jsonargparse import ActionYesNo
+
     parser.add_argument(
         "results",
-        help="results table (CSV or JSON Lines): model,dataset,resolution,top1[,top5,num_samples,num_classes]; "
-        "'lr0fm66' is the published table of the paper's 66 backbones (shipped)",
+        help="results table (CSV or JSON Lines): model,dataset,resolution,top1[,protocol,top5,num_samples,"
+        "num_classes]; 'lr0fm66' is the published table of the paper's 66 backbones (shipped)",
     )
+    parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="decay rate of Gamma near chance accuracy")
     parser.add_argument(
-        "--alpha", type=float, default=DEFAULT_ALPHA, help="decay rate of Gamma near chance accuracy (default 200)"
-    )
-    parser.add_argument(
-        "--num-classes",
-        type=_num_classes_arg,
-        action="append",
+        "--num_classes",
+        nargs="+",
+        type=str,
         default=[],
-        metavar="DATASET=N",
-        help="class count of a dataset where the table has no num_classes column (repeatable); 'paper' sets the "
-        "counts of the authors' generate_SAR_WAR.py (102 for caltech101, food101, fgvc-aircraft and flowers102)",
+        help="DATASET=N class counts where the table has no num_classes column; 'paper' sets the counts of the "
+        "authors' generate_SAR_WAR.py (102 for caltech101, food101, fgvc-aircraft and flowers102)",
     )
-    parser.add_argument("--protocol", help="use only the rows measured with this LR protocol (e.g. paper)")
+    parser.add_argument("--allow_missing", action=ActionYesNo, default=False, help="aggregate models that lack some "
+                        "datasets over what exists")  # fmt: skip
+    parser.add_argument("--protocol", type=str | None, default=None, help="use only the rows of this LR protocol")
     parser.add_argument(
-        "--allow-mixed-protocols",
-        action="store_true",
-        help="rank rows of different LR protocols together "
-        "(a model measured under several is named 'MODEL [protocol]')",
-    )
-    parser.add_argument(
-        "--allow-missing", action="store_true", help="aggregate models that lack some datasets over what exists"
+        "--allow_mixed_protocols",
+        action=ActionYesNo,
+        default=False,
+        help="rank rows of different LR protocols together (a model under several is named 'MODEL [protocol]')",
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Parser of ``lr0fm metrics``."""
-    parser = argparse.ArgumentParser(
-        prog="lr0fm metrics",
-        description="LR0.FM robustness metrics (ACC, SAR, WAR, gamma, Gamma) and dataset-representation report. "
-        f"`lr0fm metrics {OPTIMIZE} --help` fits WAR weights.",
+def _report_parser():
+    from jsonargparse import ActionYesNo
+
+    from lr0fm.command import command_parser
+
+    report = command_parser(
+        f"lr0fm metrics {REPORT}",
+        "ACC/SAR/WAR, gamma and Gamma per dataset, and the dataset-representation report of a results table.",
     )
-    _common(parser)
-    parser.add_argument("--weights", help="WAR weights YAML (default: the published LR0.FM WAR-16 weights)")
-    parser.add_argument("--output", help="output folder (default: lightning_logs/metrics/<results name>)")
-    parser.add_argument(
+    _common(report)
+    report.add_argument("--weights", type=str | None, default=None, help="WAR weights YAML (default: published)")
+    report.add_argument(
+        "--output", type=str | None, default=None, help="output folder (default: lightning_logs/metrics/<results>)"
+    )
+    report.add_argument(
         "--reference",
-        action="append",
+        nargs="+",
+        type=str,
         default=[],
-        metavar="MODEL=BASE",
-        help="compute MODEL's gamma against BASE's HR accuracy, as the paper does for LR-TK0 (repeatable)",
+        help="MODEL=BASE: compute MODEL's gamma against BASE's HR accuracy, as the paper does for LR-TK0",
     )
-    parser.add_argument("--quiet", action="store_true", help="do not print the Markdown report")
-    return parser
+    report.add_argument("--quiet", action=ActionYesNo, default=False, help="do not print the Markdown report")
+    return report
 
 
-def build_optimize_parser() -> argparse.ArgumentParser:
-    """Parser of ``lr0fm metrics optimize-weights``."""
+def _optimize_parser():
+    from lr0fm.command import command_parser
     from lr0fm.metrics.optimize import DEFAULT_BOUNDS, PAPER_OBJECTIVE
 
-    parser = argparse.ArgumentParser(
-        prog=f"lr0fm metrics {OPTIMIZE}",
-        description="Optimise WAR dataset weights with Ax so the WAR model ranking represents chosen datasets.",
+    optimize = command_parser(
+        f"lr0fm metrics {OPTIMIZE}",
+        "Optimise WAR dataset weights with Ax so the WAR model ranking represents chosen datasets.",
     )
-    _common(parser)
-    parser.add_argument("--resolution", type=int, default=16, help="resolution whose Gamma is used (default 16)")
-    parser.add_argument("--bounds", type=float, nargs=2, default=list(DEFAULT_BOUNDS), metavar=("LO", "HI"))
-    parser.add_argument(
+    _common(optimize)
+    optimize.add_argument("--resolution", type=int, default=16, help="resolution whose Gamma is used")
+    optimize.add_argument("--bounds", nargs=2, type=float, default=list(DEFAULT_BOUNDS), help="LO HI of each weight")
+    optimize.add_argument(
         "--objective",
+        type=str,
         default=PAPER_OBJECTIVE,
-        help="sum of [coef*]dataset terms over Spearman correlations, or 'mean' "
-        f"(default: paper eq. 2: {PAPER_OBJECTIVE})",
+        help=f"sum of [coef*]dataset terms over Spearman correlations, or 'mean' (paper eq. 2: {PAPER_OBJECTIVE})",
     )
-    parser.add_argument("--trials", type=int, default=60, help="Ax trials after the start (default 60)")
-    parser.add_argument("--batch-size", type=int, default=6, help="candidates per Ax round (default 6)")
-    parser.add_argument(
-        "--refine-steps", type=int, default=3000, help="seeded local refinement steps after Ax (default 3000; 0: off)"
+    optimize.add_argument("--trials", type=int, default=60, help="Ax trials after the start")
+    optimize.add_argument("--batch_size", type=int, default=6, help="candidates per Ax round")
+    optimize.add_argument("--refine_steps", type=int, default=3000, help="seeded local refinement steps (0: off)")
+    optimize.add_argument("--seed", type=int, default=0)
+    optimize.add_argument(
+        "--start", type=str, default="published", help="starting weights: published, uniform, or a weights YAML"
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--start",
-        default="published",
-        help="starting weights: 'published' (LR0.FM WAR-16), 'uniform', or a weights YAML (default: published)",
+    optimize.add_argument("--output", type=str, required=True, help="where to write the weights YAML")
+    return optimize
+
+
+def build_parser():
+    """Parser of ``lr0fm metrics`` with its subcommands ``report`` and ``optimize-weights``."""
+    from lr0fm.command import command_parser
+
+    parser = command_parser(
+        "lr0fm metrics",
+        "LR0.FM robustness metrics (ACC, SAR, WAR, gamma, Gamma) of a results table, and WAR weight fitting.",
     )
-    parser.add_argument("--output", required=True, help="where to write the weights YAML")
+    commands = parser.add_subcommands(dest="command")
+    commands.add_subcommand(REPORT, _report_parser(), help="robustness metrics of a results table")
+    commands.add_subcommand(OPTIMIZE, _optimize_parser(), help="fit WAR weights with Ax")
     return parser
 
 
@@ -126,34 +146,29 @@ def _load_table(args):
     )
 
 
-def _class_counts(pairs: list[tuple[str, int]]) -> dict[str, int]:
-    """``--num-classes`` values as a mapping (``paper`` expands to the authors' counts; later flags win)."""
-    from lr0fm.catalog import AUTHORS_NUM_CLASSES
-
-    counts: dict[str, int] = {}
-    for name, value in pairs:
-        counts.update(AUTHORS_NUM_CLASSES if name == PAPER_CLASS_COUNTS else {name: value})
-    return counts
+def _report_output(args) -> Path:
+    return Path(args.output) if args.output else Path("lightning_logs") / "metrics" / Path(args.results).stem
 
 
-def run_metrics(args: argparse.Namespace) -> int:
+def run_metrics(args: Any) -> int:
     """Compute and write the report."""
     from lr0fm.metrics.markdown import report_markdown
     from lr0fm.metrics.report import compute_report
     from lr0fm.metrics.weights import load_weights
 
+    counts = _class_counts(args.num_classes)
     table = _load_table(args)
     weights = load_weights(args.weights) if args.weights else None
-    references = dict(_key_value(r, "MODEL=BASE") for r in args.reference)
+    references = dict(_key_value(r, "MODEL=BASE", "--reference") for r in args.reference)
     report = compute_report(
         table,
         weights=weights,
         alpha=args.alpha,
-        num_classes=_class_counts(args.num_classes),
+        num_classes=counts,
         allow_missing=args.allow_missing,
         references=references,
     )
-    output = Path(args.output) if args.output else Path("lightning_logs") / "metrics" / Path(args.results).stem
+    output = _report_output(args)
     paths = report.write(output)
     if not args.quiet:
         print(report_markdown(report))
@@ -164,18 +179,17 @@ def run_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_optimize(args: argparse.Namespace) -> int:
+def run_optimize(args: Any) -> int:
     """Fit WAR weights and write them as YAML."""
     from lr0fm.metrics.optimize import optimize_weights, parse_objective
     from lr0fm.metrics.report import compute_report, gamma_matrix
     from lr0fm.metrics.weights import DEFAULT_WAR_WEIGHTS, load_weights, save_weights
 
+    counts = _class_counts(args.num_classes)
     table = _load_table(args)
     if args.resolution not in table.resolutions:
         raise ValueError(f"--resolution {args.resolution}: the table has resolutions {table.resolutions}")
-    report = compute_report(
-        table, alpha=args.alpha, num_classes=_class_counts(args.num_classes), allow_missing=args.allow_missing
-    )
+    report = compute_report(table, alpha=args.alpha, num_classes=counts, allow_missing=args.allow_missing)
     datasets = table.datasets
     by_cell = {(s.model, s.dataset, s.resolution): s for s in report.per_dataset}
     models, gammas = gamma_matrix(by_cell, table.models, datasets, args.resolution)
@@ -243,15 +257,18 @@ def run_optimize(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``lr0fm metrics``."""
+    from lr0fm.command import parse, save_config
     from lr0fm.metrics.table import ResultsTableError
     from lr0fm.metrics.weights import WeightsError
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    optimize = bool(argv) and argv[0] == OPTIMIZE
-    parser = build_optimize_parser() if optimize else build_parser()
-    args = parser.parse_args(argv[1:] if optimize else argv)
+    parser = build_parser()
+    cfg = parse(parser, list(sys.argv[1:] if argv is None else argv))
+    args = cfg[cfg.command]
     try:
-        return run_optimize(args) if optimize else run_metrics(args)
+        code = run_optimize(args) if cfg.command == OPTIMIZE else run_metrics(args)
     except (ResultsTableError, WeightsError, ValueError) as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        print(f"lr0fm metrics {cfg.command}: error: {exc}", file=sys.stderr)
         return 2
+    if cfg.command == REPORT:  # re-run with `lr0fm metrics report --config OUTPUT/config.yaml`
+        save_config(_report_parser(), args, _report_output(args))
+    return code

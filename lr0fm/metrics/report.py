@@ -143,7 +143,7 @@ def resolve_num_classes(
         return NUM_CLASSES[dataset]
     raise ResultsTableError(
         f"unknown dataset {dataset!r} has no class count: add a num_classes column to the results table or "
-        f"pass --num-classes {dataset}=N.{did_you_mean(dataset, list(NUM_CLASSES))}"
+        f"pass --num_classes {dataset}=N.{did_you_mean(dataset, list(NUM_CLASSES))}"
     )
 
 
@@ -241,7 +241,7 @@ def compute_report(
         if not allow_missing:
             raise ResultsTableError(
                 f"{len(missing_cells)} (model / dataset / resolution) cell(s) missing: {listed}{more}. "
-                "Complete the table, or pass --allow-missing to aggregate each model over the datasets it has."
+                "Complete the table, or pass --allow_missing to aggregate each model over the datasets it has."
             )
         notes.append(
             f"note: aggregated over the datasets present; {len(missing_cells)} cell(s) missing: {listed}{more}"

@@ -250,7 +250,7 @@ def select_protocol(
         raise ResultsTableError(
             f"{source}: the rows were measured with different LR protocols: {present}. Accuracies of different "
             "protocols are not comparable, so they are not ranked or correlated together: pass --protocol NAME to "
-            "use one of them, or --allow-mixed-protocols to rank them anyway (a model measured under several "
+            "use one of them, or --allow_mixed_protocols to rank them anyway (a model measured under several "
             "protocols is then named 'MODEL [protocol]')."
         )
     per_model: dict[str, set[str | None]] = {}

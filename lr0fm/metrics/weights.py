@@ -71,11 +71,11 @@ def load_weights(path: str | Path) -> dict[str, float]:
 
 
 def save_weights(path: str | Path, weights: Mapping[str, float], **metadata: Any) -> Path:
-    """Write weights as YAML that :func:`load_weights` (and ``lr0fm metrics --weights``) accepts."""
+    """Write weights as YAML that :func:`load_weights` (and ``lr0fm metrics report --weights``) accepts."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     doc: dict[str, Any] = {k: v for k, v in metadata.items() if v is not None}
     doc["weights"] = {name: float(value) for name, value in weights.items()}
-    header = "# WAR dataset weights for `lr0fm metrics --weights` (written by lr0fm)\n"
+    header = "# WAR dataset weights for `lr0fm metrics report --weights` (written by lr0fm)\n"
     write_text_atomic(path, header + yaml.safe_dump(doc, sort_keys=False))
     return path

@@ -21,9 +21,6 @@ from lr0fm.protocols.paper_chains import PAPER_CHAINS, PAPER_TEXT_CHAIN
 from lr0fm.protocols.resolutions import Resolution
 from lr0fm.registry import Registry
 
-#: The protocol ``lr0fm benchmark`` and LR-TK0's zero-shot callback use when none is named.
-DEFAULT_PROTOCOL = "paper"
-
 
 class ProtocolTarget(Protocol):
     """What a protocol needs from a backbone (:class:`lr0fm.models.Backbone` has it all)."""

@@ -9,6 +9,8 @@ from typing import Any
 HR = "hr"
 #: A low resolution in pixels, or :data:`HR`.
 Resolution = int | str
+#: The LR protocol ``lr0fm benchmark`` and LR-TK0's zero-shot callback use when none is named.
+DEFAULT_PROTOCOL = "paper"
 
 
 def parse_resolutions(values: Sequence[Any]) -> list[Resolution]:

@@ -2,129 +2,96 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-from dataclasses import fields
-from pathlib import Path
-from typing import Any
 
 from lr0fm.synth.config import DEFAULT_PIPELINE, IMAGE_FORMATS, SynthConfig, SynthError
 
-#: Command-line option -> SynthConfig field, where the names differ.
-_RENAMED = {"steps": "num_inference_steps", "format": "image_format"}
+#: help of each option (a field of :class:`~lr0fm.synth.config.SynthConfig`)
+HELP = {
+    "captions": "caption file (one caption per line, or Conceptual Captions caption<TAB>url), or 'paper' / "
+    "'paper-2k': the LR0.FM authors' 7,000 / 2,000 captions shipped with lr0fm",
+    "output": "output directory",
+    "num_captions": "captions to sample without replacement (default: all, in file order)",
+    "seed": "global seed of caption sampling and image seeds",
+    "images_per_caption": "images per caption",
+    "pipeline": f"diffusers pipeline id or local save_pretrained dir ({DEFAULT_PIPELINE})",
+    "batch_size": "images per pipeline call, one caption at a time",
+    "guidance_scale": "classifier-free guidance scale",
+    "num_inference_steps": "denoising steps",
+    "dtype": "weights dtype: float16, bfloat16 or float32",
+    "device": "torch device (cuda: cuda:$LOCAL_RANK under torchrun)",
+    "height": "generated height (default: the pipeline's)",
+    "width": "generated width (default: the pipeline's)",
+    "resize_shorter": "store images downscaled to this shorter side",
+    "image_format": f"image file format: {', '.join(sorted(IMAGE_FORMATS))}",
+    "quality": "JPEG/WebP quality",
+    "shard": "this worker's share, i/N (default: torchrun/SLURM rank, else 0/1)",
+    "webdataset": "also pack finished captions into webdataset tar shards",
+    "captions_per_tar": "captions per webdataset tar",
+    "call_kwargs": "extra pipeline call arguments (JSON object), e.g. '{\"clean_caption\": false}'",
+    "progress": "show a progress bar",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser of ``lr0fm synth`` (unset flags are absent: YAML/defaults fill in)."""
-    p = argparse.ArgumentParser(
-        prog="lr0fm synth",
-        description=(
-            "Generate synthetic HR images (several per caption) with a diffusers text-to-image pipeline. "
-            "Rerunning the same command resumes; --shard i/N (or torchrun's RANK/WORLD_SIZE) splits the "
-            "captions across workers. Layout: OUTPUT/images/<caption_id:05d>/<image_index:03d>.<ext>, "
-            "OUTPUT/captions.tsv, OUTPUT/manifest*.jsonl."
-        ),
-        argument_default=argparse.SUPPRESS,
+def build_parser():
+    """Parser of ``lr0fm synth``: one option per :class:`~lr0fm.synth.config.SynthConfig` field."""
+    from lr0fm.command import add_dataclass_options, command_parser
+
+    parser = command_parser(
+        "lr0fm synth",
+        "Generate synthetic HR images (several per caption) with a diffusers text-to-image pipeline. Rerunning the "
+        "same command resumes; --shard i/N (or torchrun's RANK/WORLD_SIZE) splits the captions across workers. "
+        "Layout: OUTPUT/images/<caption_id:05d>/<image_index:03d>.<ext>, OUTPUT/captions.tsv, "
+        "OUTPUT/manifest*.jsonl, OUTPUT/config.yaml.",
+        preset_kind="synth",
     )
-    p.add_argument("--config", help="YAML file of settings (keys as the options, '_' or '-'); flags override it")
-    p.add_argument(
-        "--captions",
-        help="caption file (one caption per line, or Conceptual Captions caption<TAB>url), or 'paper' / "
-        "'paper-2k': the LR0.FM authors' 7,000 / 2,000 captions shipped with lr0fm",
+    add_dataclass_options(
+        parser,
+        SynthConfig,
+        HELP,
+        types={"captions": str | None, "output": str | None, "shard": str | None, "call_kwargs": dict},
     )
-    p.add_argument("--output", help="output directory")
-    p.add_argument("--num-captions", type=int, help="captions to sample without replacement (default: all)")
-    p.add_argument("--seed", type=int, help="global seed of caption sampling and image seeds (default 0)")
-    p.add_argument("--images-per-caption", type=int, help="images per caption (default 30)")
-    p.add_argument("--pipeline", help=f"diffusers pipeline id or local save_pretrained dir ({DEFAULT_PIPELINE})")
-    p.add_argument("--batch-size", type=int, help="images per pipeline call, one caption at a time (default 10)")
-    p.add_argument("--guidance-scale", type=float, help="classifier-free guidance scale (default 4.5)")
-    p.add_argument("--steps", type=int, help="denoising steps (default 20)")
-    p.add_argument("--dtype", choices=("float16", "bfloat16", "float32"), help="weights dtype (default float16)")
-    p.add_argument("--device", help="torch device (default cuda; cuda:$LOCAL_RANK under torchrun)")
-    p.add_argument("--height", type=int, help="generated height (default: the pipeline's)")
-    p.add_argument("--width", type=int, help="generated width (default: the pipeline's)")
-    p.add_argument("--resize-shorter", type=int, help="store images downscaled to this shorter side")
-    p.add_argument("--format", choices=sorted(IMAGE_FORMATS), help="image file format (default jpg)")
-    p.add_argument("--quality", type=int, help="JPEG/WebP quality (default 95)")
-    p.add_argument("--shard", help="this worker's share, i/N (default: torchrun/SLURM rank, else 0/1)")
-    p.add_argument("--webdataset", action="store_true", help="also pack finished captions into tar shards")
-    p.add_argument("--captions-per-tar", type=int, help="captions per webdataset tar (default 100)")
-    p.add_argument("--call-kwargs", help="JSON of extra pipeline call arguments, e.g. '{\"clean_caption\": false}'")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p
-
-
-def _load_yaml(path: str) -> dict[str, Any]:
-    import yaml
-
-    from lr0fm.catalog import did_you_mean
-
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise SynthError(f"cannot read --config {path!r}: {exc.strerror or exc}") from exc
-    if not isinstance(data, dict):
-        raise SynthError(f"--config {path!r} must hold a mapping of settings, got {type(data).__name__}.")
-    names = {f.name for f in fields(SynthConfig)}
-    settings = {}
-    for key, value in data.items():
-        name = _RENAMED.get(str(key).replace("-", "_"), str(key).replace("-", "_"))
-        if name not in names:
-            raise SynthError(f"--config {path!r}: unknown setting {key!r}.{did_you_mean(name, sorted(names))}")
-        settings[name] = value
-    return settings
-
-
-def _preset(value: str) -> str:
-    from lr0fm.presets import resolve_config
-
-    try:
-        return resolve_config(value, "synth")
-    except FileNotFoundError as exc:
-        raise SynthError(f"--config: {exc}") from exc
+    return parser
 
 
 def config_from_args(argv: list[str]) -> SynthConfig:
-    """Merge dataclass defaults, the YAML ``--config`` and the flags (last wins) into a config.
+    """The resolved :class:`SynthConfig` of ``argv`` (defaults, ``--config`` files, flags; last wins).
 
     Raises:
-        SynthError: on an unreadable/unknown YAML setting, a bad ``--shard`` or ``--call-kwargs``,
-            or a missing ``--captions``/``--output``.
+        SynthError: a bad ``--shard`` or setting, or a missing ``--captions``/``--output``.
 
     """
+    return _config(build_parser(), argv)[1]
+
+
+def _config(parser, argv: list[str]):
+    from lr0fm.command import dataclass_values, parse
     from lr0fm.synth.sharding import parse_shard
 
-    args = vars(build_parser().parse_args(argv))
-    settings = _load_yaml(_preset(args.pop("config"))) if "config" in args else {}
-    if args.pop("no_progress", False):
-        settings["progress"] = False
-    for key, value in args.items():
-        settings[_RENAMED.get(key, key)] = value
-    if isinstance(settings.get("call_kwargs"), str):
-        try:
-            settings["call_kwargs"] = json.loads(settings["call_kwargs"])
-        except json.JSONDecodeError as exc:
-            raise SynthError(f"--call-kwargs is not valid JSON ({exc}); e.g. '{{\"clean_caption\": false}}'.") from exc
-        if not isinstance(settings["call_kwargs"], dict):
-            raise SynthError("--call-kwargs must be a JSON object, e.g. '{\"clean_caption\": false}'.")
+    cfg = parse(parser, argv, preset_kind="synth")
+    settings = dataclass_values(cfg, SynthConfig)
     if settings.get("shard") is not None:
         settings["shard"] = parse_shard(str(settings["shard"]))
     missing = [name for name in ("captions", "output") if not settings.get(name)]
     if missing:
         raise SynthError(
             f"missing {' and '.join('--' + m for m in missing)}: usage "
-            "`lr0fm synth --captions FILE --output DIR` (or set them in --config YAML)."
+            "`lr0fm synth --captions FILE --output DIR` (or set them in a --config YAML)."
         )
-    return SynthConfig(**settings)
+    return cfg, SynthConfig(**settings)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``lr0fm synth``; returns the exit status (2 on bad input)."""
+    from lr0fm.command import save_config
+
     argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
     try:
-        config = config_from_args(argv)
+        cfg, config = _config(parser, argv)
+        from lr0fm.synth.generate import prepare_output
+
+        save_config(parser, cfg, prepare_output(config))  # a usable output folder first, or a clear error
         from diffusers.utils import logging as diffusers_logging
 
         diffusers_logging.set_verbosity_error()  # per-call caption-cleaning warnings would flood the log

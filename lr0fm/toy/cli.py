@@ -2,57 +2,96 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+from typing import Any
+
+PRETRAIN, EVAL = "pretrain", "eval"
+
+#: help of each option of ``toy pretrain`` (a field of :class:`~lr0fm.toy.pretrain.PretrainConfig`)
+PRETRAIN_HELP = {
+    "seed": "seeds the model initialisation and the stream of rendered training images",
+    "max_steps": "optimiser steps",
+    "batch_size": "(image, caption) pairs per step",
+    "lr": "peak AdamW learning rate",
+    "weight_decay": "AdamW weight decay",
+    "warmup_steps": "linear warm-up before the cosine decay",
+    "num_threads": "torch CPU threads",
+    "log_every": "print the loss every this many steps (0: never)",
+    "export_every": "also export to the output folder every this many steps (0: only at the end)",
+    "init_from": "folder of a previous export to start from (a second stage)",
+    "model_cfg": "open_clip CLIP kwargs (text_cfg.vocab_size is set from the tokenizer)",
+}
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lr0fm toy", description=__doc__)
-    sub = parser.add_subparsers(dest="command", metavar="<command>")
-    pre = sub.add_parser("pretrain", help="pre-train the tiny CLIP (toyclip) on the pretrain split")
-    pre.add_argument(
-        "--config",
-        default=None,
-        help="recipe YAML, e.g. configs/toy/pretrain.yaml (default: the identical built-in recipe)",
+def _pretrain_parser():
+    from lr0fm.command import add_dataclass_options, command_parser
+    from lr0fm.toy.pretrain import PretrainConfig
+
+    parser = command_parser(
+        f"lr0fm toy {PRETRAIN}",
+        "Pre-train the tiny CLIP (toyclip) on the toy world's pretrain split; writes the weights, config and "
+        "tokenizer to OUTPUT.",
+        preset_kind="toy",
     )
-    pre.add_argument("--seed", type=int, default=None, help="override the recipe's seed")
-    pre.add_argument("--max-steps", type=int, default=None, help="override the recipe's number of steps")
-    pre.add_argument("--batch-size", type=int, default=None, help="override the recipe's batch size")
-    pre.add_argument("--output", default="toyclip_run", help="folder for the weights (default: %(default)s)")
-    ev = sub.add_parser("eval", help="zero-shot top-1 of toyclip on the toy tasks at several resolutions")
-    ev.add_argument("--weights-dir", default=None, help="folder written by `toy pretrain` (default: shipped)")
-    ev.add_argument("--resolutions", type=int, nargs="+", default=[32, 16, 8], help="LR sides besides native")
-    ev.add_argument("--num-per-class", type=int, default=100, help="images per class (default: %(default)s)")
-    ev.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_dataclass_options(parser, PretrainConfig, PRETRAIN_HELP, types={"model_cfg": dict})
+    parser.add_argument("--output", type=str, default="toyclip_run", help="folder for the weights")
     return parser
+
+
+def _eval_parser():
+    from jsonargparse import ActionYesNo
+
+    from lr0fm.command import command_parser
+
+    parser = command_parser(f"lr0fm toy {EVAL}", "Zero-shot top-1 of toyclip on the toy tasks at several resolutions.")
+    parser.add_argument("--weights_dir", type=str | None, default=None, help="folder written by `toy pretrain` "
+                        "(default: the shipped weights)")  # fmt: skip
+    parser.add_argument("--resolutions", nargs="+", type=int, default=[32, 16, 8], help="LR sides besides native")
+    parser.add_argument("--num_per_class", type=int, default=100, help="images per class")
+    parser.add_argument("--json", action=ActionYesNo, default=False, help="print the results as JSON")
+    return parser
+
+
+def build_parser():
+    """Parser of ``lr0fm toy`` and its subcommands."""
+    from lr0fm.command import command_parser
+
+    parser = command_parser("lr0fm toy", __doc__)
+    commands = parser.add_subcommands(dest="command")
+    commands.add_subcommand(
+        PRETRAIN, _pretrain_parser(), help="pre-train the tiny CLIP (toyclip) on the pretrain split"
+    )
+    commands.add_subcommand(EVAL, _eval_parser(), help="zero-shot top-1 of toyclip on the toy tasks")
+    return parser
+
+
+def pretrain_config(argv: list[str]) -> Any:
+    """The :class:`~lr0fm.toy.pretrain.PretrainConfig` of ``lr0fm toy pretrain ARGV`` (and the parse)."""
+    from lr0fm.command import dataclass_values, parse
+    from lr0fm.toy.pretrain import PretrainConfig
+
+    cfg = parse(_pretrain_parser(), argv, preset_kind="toy")
+    return PretrainConfig(**dataclass_values(cfg, PretrainConfig)), cfg
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``lr0fm toy <command>``; returns the exit status."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
-    if args.command == "pretrain":
-        from lr0fm.toy.pretrain import PretrainConfig, pretrain
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == PRETRAIN:  # resolve preset names of the subcommand's --config
+        from lr0fm.toy.pretrain import pretrain
 
-        overrides = {"seed": args.seed, "max_steps": args.max_steps, "batch_size": args.batch_size}
-        if args.config is None:
-            cfg = PretrainConfig(**{k: v for k, v in overrides.items() if v is not None})
-        else:
-            from lr0fm.presets import resolve_config
+        config, cfg = pretrain_config(argv[1:])
+        from lr0fm.command import save_config
 
-            try:
-                path = resolve_config(args.config, "toy")
-            except FileNotFoundError as exc:
-                print(f"lr0fm toy pretrain: {exc}", file=sys.stderr)
-                return 2
-            cfg = PretrainConfig.from_yaml(path, **overrides)
-        pretrain(cfg, args.output)
-        print(f"wrote toyclip weights, config and tokenizer to {args.output}")
+        pretrain(config, cfg.output)
+        save_config(_pretrain_parser(), cfg, cfg.output)
+        print(f"wrote toyclip weights, config and tokenizer to {cfg.output}")
         return 0
+    from lr0fm.command import parse
+
+    cfg = parse(build_parser(), argv)
+    args = cfg[cfg.command]
     from lr0fm.toy.backbone import load_toyclip
     from lr0fm.toy.evaluate import evaluate_toy
 

@@ -11,7 +11,7 @@ import json
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,6 @@ import numpy as np
 import open_clip
 import torch
 import torch.nn.functional as F
-import yaml
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, IterableDataset
 
@@ -85,17 +84,6 @@ class PretrainConfig:
     export_every: int = 100
     init_from: str | None = None
     model_cfg: dict[str, Any] = field(default_factory=default_model_cfg)
-
-    @classmethod
-    def from_yaml(cls, path: str | Path, **overrides: Any) -> PretrainConfig:
-        """Load a recipe from YAML; keyword ``overrides`` that are not ``None`` win over the file."""
-        raw = yaml.safe_load(Path(path).read_text()) or {}
-        known = {f.name for f in fields(cls)}
-        raw.update({k: v for k, v in overrides.items() if v is not None})
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ValueError(f"{path}: unknown keys {unknown}; expected some of {sorted(known)}")
-        return cls(**raw)
 
 
 def build_model(model_cfg: dict[str, Any], vocab_size: int) -> open_clip.CLIP:

@@ -17,24 +17,6 @@ import warnings
 SUBCOMMANDS = ("fit", "validate", "test")
 
 
-def resolve_config_args(argv: list[str]) -> list[str]:
-    """``--config NAME`` -> the packaged ``lrtk0`` preset file (a path to an existing file is kept).
-
-    Raises:
-        FileNotFoundError: a ``--config`` value is neither a file nor a preset.
-
-    """
-    from lr0fm.presets import resolve_config
-
-    out = list(argv)
-    for i, arg in enumerate(out):
-        if arg == "--config" and i + 1 < len(out):
-            out[i + 1] = resolve_config(out[i + 1], "lrtk0")
-        elif arg.startswith("--config="):
-            out[i] = "--config=" + resolve_config(arg.partition("=")[2], "lrtk0")
-    return out
-
-
 def run(subcommand: str, argv: list[str]) -> int:
     """Run LightningCLI ``subcommand`` on the LR-TK0 module and data module with the remaining ``argv``.
 
@@ -44,8 +26,10 @@ def run(subcommand: str, argv: list[str]) -> int:
     """
     if subcommand not in SUBCOMMANDS:
         raise ValueError(f"unknown LR-TK0 subcommand {subcommand!r}; expected one of {', '.join(SUBCOMMANDS)}")
+    from lr0fm.presets import resolve_config_args
+
     try:
-        argv = resolve_config_args(argv)
+        argv = resolve_config_args(argv, "lrtk0")
     except FileNotFoundError as exc:
         print(f"lr0fm {subcommand}: error: {exc}", file=sys.stderr)
         return 2

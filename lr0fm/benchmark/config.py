@@ -1,0 +1,59 @@
+"""The settings of one ``lr0fm benchmark`` run (import-light: the command line builds its parser from them)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from lr0fm.protocols.resolutions import DEFAULT_PROTOCOL
+
+#: The resolutions of the LR0.FM benchmark.
+DEFAULT_RESOLUTIONS = (16, 32, 64, 128, "hr")
+
+
+@dataclass
+class BenchmarkConfig:
+    """Everything one ``lr0fm benchmark`` run needs.
+
+    Attributes:
+        models: backbone specs (see ``lr0fm benchmark --list_models``).
+        datasets: ``NAME`` or ``NAME=ROOT`` (canonical, ``toy-*``, ``folder:/path``, ``wds:/path``).
+        resolutions: low resolutions and/or ``hr``.
+        protocol: LR protocol (``paper``: the authors' chain of each paper backbone; ``shorter-side``;
+            ``square``), recorded in every row.
+        output: output folder (results, predictions, summary, plot, TensorBoard).
+        data_root: root for datasets given without ``=ROOT``.
+        batch_size: images per batch (each scored at every resolution).
+        workers: DataLoader workers.
+        precision: Lightning precision (``32``, ``bf16-mixed``, ``16-mixed``) or ``auto``.
+        accelerator: Lightning accelerator.
+        devices: Lightning devices.
+        strategy: Lightning strategy (``auto``, ``ddp``...).
+        skip_existing: skip (model, dataset, resolution) cells already in the results table.
+        skip_corrupt: skip undecodable images (counted in ``num_skipped``) instead of stopping.
+        cache_dir: text-classifier cache folder.
+        seed: seed for ``ARCH:none`` random weights.
+        lr_tokens: LR-token file (from LR-TK0) applied to every model.
+        download: let torchvision download datasets that support it.
+        predictions: write per-sample top-5 predictions.
+    """
+
+    models: list[str]
+    datasets: list[str]
+    resolutions: list = field(default_factory=lambda: list(DEFAULT_RESOLUTIONS))
+    protocol: str = DEFAULT_PROTOCOL
+    output: str = "lightning_logs/benchmark"
+    data_root: str | None = None
+    batch_size: int = 64
+    workers: int = field(default_factory=lambda: min(8, os.cpu_count() or 1))
+    precision: str = "auto"
+    accelerator: str = "auto"
+    devices: int | str = 1
+    strategy: str = "auto"
+    skip_existing: bool = True
+    skip_corrupt: bool = False
+    cache_dir: str | None = None
+    seed: int | None = None
+    lr_tokens: str | None = None
+    download: bool = False
+    predictions: bool = True

@@ -1,0 +1,93 @@
+"""The one config layer of lr0fm's commands, on jsonargparse (as LightningCLI for ``fit``/``validate``/``test``).
+
+Every command gets ``--config`` (a YAML file, or the name of a preset packaged under ``lr0fm/configs``; several
+are merged, later ones win, flags win over files), ``--print_config`` (the resolved config, as YAML, then
+exit), type-checked snake_case options, and writes its resolved config next to its outputs so a run can be
+repeated with ``--config OUTPUT/config.yaml``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser, Namespace
+
+from lr0fm.atomic import write_text_atomic
+from lr0fm.presets import list_presets, resolve_config_args
+
+#: Name of the resolved config a command writes next to its outputs.
+CONFIG_NAME = "config.yaml"
+
+
+def command_parser(
+    prog: str, description: str, *, preset_kind: str | None = None, epilog: str | None = None
+) -> ArgumentParser:
+    """A parser with ``--config`` (files or packaged presets of ``preset_kind``) and ``--print_config``."""
+    parser = ArgumentParser(prog=prog, description=description, epilog=epilog, print_config="--print_config")
+    presets = f"; packaged presets: {', '.join(list_presets(preset_kind))}" if preset_kind else ""
+    parser.add_argument("--config", action=ActionConfigFile, help=f"YAML file of options (flags win){presets}")
+    return parser
+
+
+def parse(parser: ArgumentParser, argv: list[str], preset_kind: str | None = None) -> Namespace:
+    """Parse ``argv`` (``--config NAME`` resolved to a packaged preset first); exits 2 with a message on bad input."""
+    if preset_kind is not None:
+        try:
+            argv = resolve_config_args(argv, preset_kind)
+        except FileNotFoundError as exc:
+            parser.error(str(exc))
+    return parser.parse_args(argv)
+
+
+def config_files(cfg: Namespace) -> list[Path]:
+    """The ``--config`` files of a parse, in order."""
+    return [Path(str(path)) for path in (cfg.get("config") or []) if path is not None]
+
+
+def save_config(parser: ArgumentParser, cfg: Namespace, folder: str | Path, name: str = CONFIG_NAME) -> Path:
+    """Write the resolved config (without ``--config`` itself) to ``folder/name``; return the path."""
+    values: dict[str, Any] = cfg.clone().as_dict()
+    values.pop("config", None)
+    values.pop("__path__", None)
+    return write_text_atomic(Path(folder) / name, parser.dump(parser.parse_object(values), format="yaml"))
+
+
+def add_dataclass_options(
+    parser: ArgumentParser,
+    cls: type,
+    help: dict[str, str],
+    *,
+    lists: dict[str, Any] | None = None,
+    types: dict[str, Any] | None = None,
+    aliases: dict[str, str] | None = None,
+) -> None:
+    """One ``--field`` option per field of the dataclass ``cls``, with its default (the one source of defaults).
+
+    Args:
+        parser: the command's parser.
+        cls: the settings dataclass.
+        help: help text of every field.
+        lists: fields given as space-separated values (``--models A B``), with their item type.
+        types: fields whose option type differs from the annotation (e.g. ``int | str``).
+        aliases: extra option names (``{"models": "--model"}``).
+
+    """
+    hints = get_type_hints(cls)
+    lists, types, aliases = lists or {}, types or {}, aliases or {}
+    for f in fields(cls):
+        default = f.default_factory() if f.default_factory is not MISSING else f.default
+        default = None if default is MISSING else default
+        names = [f"--{f.name}", *([aliases[f.name]] if f.name in aliases else [])]
+        if f.name in lists:
+            parser.add_argument(*names, nargs="+", type=lists[f.name], default=default, help=help[f.name])
+        elif hints[f.name] is bool:
+            parser.add_argument(*names, action=ActionYesNo, default=default, help=help[f.name])
+        else:
+            parser.add_argument(*names, type=types.get(f.name, hints[f.name]), default=default, help=help[f.name])
+
+
+def dataclass_values(cfg: Namespace, cls: type) -> dict[str, Any]:
+    """The values of ``cls``'s fields in a parse."""
+    return {f.name: cfg[f.name] for f in fields(cls)}
