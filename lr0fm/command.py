@@ -31,6 +31,18 @@ def command_parser(
     return parser
 
 
+def add_subcommands(parser: ArgumentParser, subcommands: dict[str, tuple[ArgumentParser, str]]) -> None:
+    """Attach ``{name: (subparser, help)}`` under ``parser`` (dest ``command``); usage reads ``PROG NAME``.
+
+    jsonargparse names a subcommand's usage ``PROG [options] NAME``; ours keep ``lr0fm metrics report``, the
+    form a user types.
+    """
+    commands = parser.add_subcommands(dest="command")
+    for name, (subparser, help_text) in subcommands.items():
+        commands.add_subcommand(name, subparser, help=help_text)
+        subparser.prog = f"{parser.prog} {name}"
+
+
 def parse(parser: ArgumentParser, argv: list[str], preset_kind: str | None = None) -> Namespace:
     """Parse ``argv`` (``--config NAME`` resolved to a packaged preset first); exits 2 with a message on bad input."""
     if preset_kind is not None:

@@ -16,7 +16,11 @@ Layers, bottom first (a subpackage may import its own modules and lower layers):
 from __future__ import annotations
 
 import ast
+import importlib
+import types
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lr0fm"
 LAYER = {
@@ -110,3 +114,22 @@ def test_the_layer_rules_catch_what_they_should() -> None:
     assert layer_of("lr0fm.catalog") == ("lr0fm.catalog", 0)
     source = PACKAGE / "lrtk0" / "module.py"
     assert "lr0fm.models.base" in imports(source, modules())
+
+
+@pytest.mark.parametrize("package", ["lr0fm.lrtk0", "lr0fm.metrics", "lr0fm.synth"])
+def test_lazy_package_exports_resolve(package):
+    """Every name a lazily exporting package lists in ``__all__`` resolves to the object its submodule defines."""
+    module = importlib.import_module(package)
+    for name in module.__all__:
+        value = getattr(module, name)
+        assert not isinstance(value, types.ModuleType), f"{package}.{name} is a module"
+        assert getattr(importlib.import_module(f"{package}.{module._EXPORTS[name]}"), name) is value
+
+
+def test_lazy_exports_refuse_names_of_submodules():
+    from lr0fm.lazy import lazy_exports
+
+    with pytest.raises(ValueError, match="generation"):
+        lazy_exports("lr0fm.synth", {"generation": "generation"})
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        importlib.import_module("lr0fm.synth").nope  # noqa: B018

@@ -165,3 +165,28 @@ def test_top_level_help_does_not_import_torch():
     assert out.strip().endswith("False False")
     assert "metrics" in out
     assert time.perf_counter() - t0 < 10
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["benchmark"],
+        ["metrics", "report"],
+        ["metrics", "optimize-weights"],
+        ["synth"],
+        ["toy", "pretrain"],
+        ["toy", "eval"],
+        ["export-tokens"],
+    ],
+    ids=" ".join,
+)
+def test_subcommand_help_imports_no_heavy_library(command):
+    """``lr0fm <command> --help`` is fast: no torch, Lightning or SciPy (LightningCLI fit/validate/test excepted)."""
+    code = (
+        "import sys; from lr0fm.cli import main; "
+        f"rc = main({[*command, '--help']!r}); "
+        "print(rc, [m for m in ('torch', 'lightning', 'scipy', 'open_clip') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "usage: lr0fm " + " ".join(command) in out
+    assert out.strip().splitlines()[-1] == "0 []"

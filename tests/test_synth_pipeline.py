@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 
 from lr0fm.cli import main as lr0fm_main  # noqa: E402
 from lr0fm.synth import SynthConfig, SynthError, generate  # noqa: E402
-from lr0fm.synth.generate import generate_chunk  # noqa: E402
+from lr0fm.synth.generation import generate_chunk  # noqa: E402
 from lr0fm.synth.manifest import read_manifest  # noqa: E402
 from lr0fm.synth.pipeline import load_pipeline  # noqa: E402
 from lr0fm.synth.tiny import TINY_IMAGE_SIZE, build_tiny_pixart, save_tiny_pixart  # noqa: E402
@@ -97,7 +97,7 @@ def test_cli_end_to_end_with_saved_pipeline(pipeline_dir, caption_file, tmp_path
 
 def test_batched_chunk_matches_single_images(pipe, caption_file, tmp_path):
     from lr0fm.synth.captions import read_caption_file, sample_captions
-    from lr0fm.synth.generate import pipeline_call_kwargs, plan_chunks
+    from lr0fm.synth.generation import pipeline_call_kwargs, plan_chunks
 
     config = _config(caption_file, tmp_path, image_format="png")
     captions = sample_captions(read_caption_file(caption_file), 1, seed=3)

@@ -9,11 +9,27 @@ Public API:
 * :func:`tower_layout` / :class:`TowerLayout` / :class:`TowerError` -- supported towers and their layout.
 """
 
-from lr0fm.lrtk0.export import load_lr_tokens, read_lr_tokens_config, save_lr_tokens
-from lr0fm.lrtk0.freeze import apply_frozen_modes, freeze_backbone
-from lr0fm.lrtk0.tokens import LRTokens
-from lr0fm.lrtk0.towers import TowerError, TowerLayout, tower_layout
-from lr0fm.lrtk0.vpt import VisualPromptTokens
+from __future__ import annotations
+
+from lr0fm.lazy import lazy_exports
+
+#: public name -> submodule holding it; imported on first use so that light submodules (``lr0fm.lrtk0.cli``,
+#: ``lr0fm.lrtk0.schedule``) load without torch and ``lr0fm export-tokens --help`` stays fast
+_EXPORTS = {
+    "load_lr_tokens": "export",
+    "read_lr_tokens_config": "export",
+    "save_lr_tokens": "export",
+    "apply_frozen_modes": "freeze",
+    "freeze_backbone": "freeze",
+    "LRTokens": "tokens",
+    "TowerError": "towers",
+    "TowerLayout": "towers",
+    "tower_layout": "towers",
+    "VisualPromptTokens": "vpt",
+}
+
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "LRTokens",

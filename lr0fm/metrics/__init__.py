@@ -3,18 +3,28 @@
 Pure Python/NumPy/SciPy (Ax only for weight optimisation); no torch or Lightning imports.
 """
 
-from lr0fm.metrics.report import RobustnessReport, compute_report
-from lr0fm.metrics.robustness import (
-    DEFAULT_ALPHA,
-    accuracy_gap,
-    improved_relative_robustness,
-    mean_accuracy,
-    relative_robustness,
-    simple_aggregated_robustness,
-    weighted_aggregated_robustness,
-)
-from lr0fm.metrics.table import HR, ResultsTable, ResultsTableError, load_results
-from lr0fm.metrics.weights import DEFAULT_WAR_WEIGHTS, load_weights, save_weights
+from lr0fm.lazy import lazy_exports
+
+#: public name -> submodule; loaded on first use so ``lr0fm metrics --help`` does not import SciPy
+_EXPORTS = {
+    "RobustnessReport": "report",
+    "compute_report": "report",
+    "DEFAULT_ALPHA": "robustness",
+    "accuracy_gap": "robustness",
+    "improved_relative_robustness": "robustness",
+    "mean_accuracy": "robustness",
+    "relative_robustness": "robustness",
+    "simple_aggregated_robustness": "robustness",
+    "weighted_aggregated_robustness": "robustness",
+    "HR": "table",
+    "ResultsTable": "table",
+    "ResultsTableError": "table",
+    "load_results": "table",
+    "DEFAULT_WAR_WEIGHTS": "weights",
+    "load_weights": "weights",
+    "save_weights": "weights",
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "DEFAULT_ALPHA",

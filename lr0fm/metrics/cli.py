@@ -125,15 +125,19 @@ def _optimize_parser():
 
 def build_parser():
     """Parser of ``lr0fm metrics`` with its subcommands ``report`` and ``optimize-weights``."""
-    from lr0fm.command import command_parser
+    from lr0fm.command import add_subcommands, command_parser
 
     parser = command_parser(
         "lr0fm metrics",
         "LR0.FM robustness metrics (ACC, SAR, WAR, gamma, Gamma) of a results table, and WAR weight fitting.",
     )
-    commands = parser.add_subcommands(dest="command")
-    commands.add_subcommand(REPORT, _report_parser(), help="robustness metrics of a results table")
-    commands.add_subcommand(OPTIMIZE, _optimize_parser(), help="fit WAR weights with Ax")
+    add_subcommands(
+        parser,
+        {
+            REPORT: (_report_parser(), "robustness metrics of a results table"),
+            OPTIMIZE: (_optimize_parser(), "fit WAR weights with Ax"),
+        },
+    )
     return parser
 
 

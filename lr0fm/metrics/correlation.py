@@ -11,13 +11,14 @@ import warnings
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats
 
 from lr0fm.metrics.robustness import war_matrix
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
     """Spearman rank correlation (average ranks for ties); NaN when either side is constant."""
+    from scipy import stats
+
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     if x.size < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
@@ -55,6 +56,8 @@ def fast_war_correlations(rank_columns: np.ndarray, Gammas: np.ndarray, weights:
         Gammas: ``[models, datasets]`` improved relative robustness.
         weights: per-dataset weights.
     """
+    from scipy import stats
+
     agg = war_matrix(Gammas, weights)
     r = stats.rankdata(agg)
     r = r - r.mean()
@@ -66,6 +69,8 @@ def fast_war_correlations(rank_columns: np.ndarray, Gammas: np.ndarray, weights:
 
 def standardised_ranks(Gammas: np.ndarray) -> np.ndarray:  # noqa: N803
     """Per-column average ranks, centred and scaled to unit norm (constant columns become NaN)."""
+    from scipy import stats  # imported here: the CLI parsers import this module, and SciPy costs ~1 s
+
     ranks = stats.rankdata(np.asarray(Gammas, dtype=float), axis=0)
     ranks = ranks - ranks.mean(axis=0, keepdims=True)
     norms = np.linalg.norm(ranks, axis=0, keepdims=True)

@@ -89,13 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         cfg, config = _config(parser, argv)
-        from lr0fm.synth.generate import prepare_output
+        from lr0fm.synth.generation import prepare_output
 
         save_config(parser, cfg, prepare_output(config))  # a usable output folder first, or a clear error
         from diffusers.utils import logging as diffusers_logging
 
         diffusers_logging.set_verbosity_error()  # per-call caption-cleaning warnings would flood the log
-        from lr0fm.synth.generate import generate
+        from lr0fm.synth.generation import generate
 
         report = generate(config)
     except SynthError as exc:

@@ -8,7 +8,7 @@ from typing import Any
 
 PRETRAIN, EVAL = "pretrain", "eval"
 
-#: help of each option of ``toy pretrain`` (a field of :class:`~lr0fm.toy.pretrain.PretrainConfig`)
+#: help of each option of ``toy pretrain`` (a field of :class:`~lr0fm.toy.pretrain_config.PretrainConfig`)
 PRETRAIN_HELP = {
     "seed": "seeds the model initialisation and the stream of rendered training images",
     "max_steps": "optimiser steps",
@@ -26,7 +26,7 @@ PRETRAIN_HELP = {
 
 def _pretrain_parser():
     from lr0fm.command import add_dataclass_options, command_parser
-    from lr0fm.toy.pretrain import PretrainConfig
+    from lr0fm.toy.pretrain_config import PretrainConfig
 
     parser = command_parser(
         f"lr0fm toy {PRETRAIN}",
@@ -55,21 +55,23 @@ def _eval_parser():
 
 def build_parser():
     """Parser of ``lr0fm toy`` and its subcommands."""
-    from lr0fm.command import command_parser
+    from lr0fm.command import add_subcommands, command_parser
 
     parser = command_parser("lr0fm toy", __doc__)
-    commands = parser.add_subcommands(dest="command")
-    commands.add_subcommand(
-        PRETRAIN, _pretrain_parser(), help="pre-train the tiny CLIP (toyclip) on the pretrain split"
+    add_subcommands(
+        parser,
+        {
+            PRETRAIN: (_pretrain_parser(), "pre-train the tiny CLIP (toyclip) on the pretrain split"),
+            EVAL: (_eval_parser(), "zero-shot top-1 of toyclip on the toy tasks"),
+        },
     )
-    commands.add_subcommand(EVAL, _eval_parser(), help="zero-shot top-1 of toyclip on the toy tasks")
     return parser
 
 
 def pretrain_config(argv: list[str]) -> Any:
-    """The :class:`~lr0fm.toy.pretrain.PretrainConfig` of ``lr0fm toy pretrain ARGV`` (and the parse)."""
+    """The :class:`~lr0fm.toy.pretrain_config.PretrainConfig` of ``lr0fm toy pretrain ARGV`` (and the parse)."""
     from lr0fm.command import dataclass_values, parse
-    from lr0fm.toy.pretrain import PretrainConfig
+    from lr0fm.toy.pretrain_config import PretrainConfig
 
     cfg = parse(_pretrain_parser(), argv, preset_kind="toy")
     return PretrainConfig(**dataclass_values(cfg, PretrainConfig)), cfg
@@ -79,10 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``lr0fm toy <command>``; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == PRETRAIN:  # resolve preset names of the subcommand's --config
-        from lr0fm.toy.pretrain import pretrain
-
         config, cfg = pretrain_config(argv[1:])
         from lr0fm.command import save_config
+        from lr0fm.toy.pretrain import pretrain
 
         pretrain(config, cfg.output)
         save_config(_pretrain_parser(), cfg, cfg.output)

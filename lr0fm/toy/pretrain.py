@@ -11,7 +11,7 @@ import json
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from lr0fm.atomic import atomic_path, write_text_atomic
 from lr0fm.lrtk0.schedule import warmup_cosine
 from lr0fm.toy.captions import compose_caption
+from lr0fm.toy.pretrain_config import PretrainConfig
 from lr0fm.toy.tokenizer import ToyTokenizer
 from lr0fm.toy.world import NATIVE_SIZE, render_split
 
@@ -36,54 +37,6 @@ TOKENIZER_FILE = "toyclip_tokenizer.json"
 #: Normalisation the tiny CLIP is trained with (stored in the preprocess config next to the weights).
 TOY_MEAN = (0.5, 0.5, 0.5)
 TOY_STD = (0.3, 0.3, 0.3)
-
-
-def default_model_cfg() -> dict[str, Any]:
-    """Return open_clip ``CLIP`` kwargs: ViT 64 px, patch 8, width 128, 4 layers; 2-layer text tower."""
-    return {
-        "embed_dim": 128,
-        "vision_cfg": {
-            "image_size": NATIVE_SIZE,
-            "patch_size": 8,
-            "width": 128,
-            "layers": 4,
-            "head_width": 32,
-        },
-        "text_cfg": {"context_length": 16, "width": 128, "heads": 4, "layers": 2, "pool_type": "argmax"},
-    }
-
-
-@dataclass
-class PretrainConfig:
-    """The full pre-training recipe (see ``configs/toy/pretrain.yaml``).
-
-    Attributes:
-        seed: seeds the model initialisation and the stream of rendered training images.
-        max_steps: optimiser steps.
-        batch_size: (image, caption) pairs per step.
-        lr: peak AdamW learning rate.
-        weight_decay: AdamW weight decay.
-        warmup_steps: linear warm-up before the cosine decay.
-        num_threads: torch CPU threads.
-        log_every: print the loss every this many steps (0 disables printing).
-        export_every: also export to the output folder every this many steps (0: only at the end).
-        init_from: folder of a previous export to start from (a second stage, see
-            ``configs/toy/pretrain_stage2.yaml``); ``None`` starts from random weights.
-        model_cfg: open_clip ``CLIP`` kwargs; ``text_cfg.vocab_size`` is set from the tokenizer.
-
-    """
-
-    seed: int = 0
-    max_steps: int = 900
-    batch_size: int = 96
-    lr: float = 1.5e-3
-    weight_decay: float = 0.05
-    warmup_steps: int = 50
-    num_threads: int = 1
-    log_every: int = 25
-    export_every: int = 100
-    init_from: str | None = None
-    model_cfg: dict[str, Any] = field(default_factory=default_model_cfg)
 
 
 def build_model(model_cfg: dict[str, Any], vocab_size: int) -> open_clip.CLIP:
