@@ -197,32 +197,47 @@ def compute_report(
     """
     references = dict(references or {})
     notes: list[str] = []
-    models, datasets, lr_res = table.models, table.datasets, table.resolutions
+    _check_references(table, references)
+    hr_acc, classes = _hr_accuracies(table, references, num_classes)
+    _check_missing_cells(table, references, allow_missing, notes)
+    war_weights = _resolve_weights(table.datasets, weights, notes)
+    per_dataset = [
+        _score_cell(m, d, r, row.top1, hr_acc[(m, d)], classes[(m, d)], alpha)
+        for m in table.models
+        for d in table.datasets
+        for r in [*table.resolutions, HR]
+        if (row := table.get(m, d, r)) is not None and (m, d) in hr_acc
+    ]
+    by_cell = {(s.model, s.dataset, s.resolution): s for s in per_dataset}
+    summary = _summaries(by_cell, table, references, war_weights)
+    correlations = _correlations(by_cell, table.models, table.datasets, table.resolutions, war_weights, notes)
+    return RobustnessReport(summary, per_dataset, correlations, war_weights, alpha, classes, notes)
+
+
+def _check_references(table: ResultsTable, references: Mapping[str, str]) -> None:
     for model, ref in references.items():
-        if model not in models or ref not in models:
-            absent = model if model not in models else ref
+        if model not in table.models or ref not in table.models:
+            absent = model if model not in table.models else ref
             raise ResultsTableError(
-                f"reference pair {model}={ref}: model {absent!r} is not in the table.{did_you_mean(absent, models)}"
+                f"reference pair {model}={ref}: model {absent!r} is not in the table."
+                f"{did_you_mean(absent, table.models)}"
             )
 
-    missing_cells = [
-        (m, d, r)
-        for m in models
-        for d in datasets
-        for r in [*lr_res, HR]
-        if table.get(m, d, r) is None and not (r == HR and m in references)
-    ]
-    # HR accuracy (of the reference model) is needed for every (model, dataset) that has any row
+
+def _hr_accuracies(
+    table: ResultsTable, references: Mapping[str, str], num_classes: Mapping[str, int] | None
+) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], int]]:
+    """HR accuracy (of the reference model) and class count of every (model, dataset) that has any row."""
     hr_acc: dict[tuple[str, str], float] = {}
     classes: dict[tuple[str, str], int] = {}
-    for m in models:
+    for m in table.models:
         ref = references.get(m, m)
-        for d in datasets:
-            if not any(table.get(m, d, r) is not None for r in [*lr_res, HR]):
+        for d in table.datasets:
+            if not any(table.get(m, d, r) is not None for r in [*table.resolutions, HR]):
                 continue
             row = table.get(ref, d, HR)
             if row is None:
-                present = [r for r in lr_res if table.get(m, d, r) is not None]
+                present = [r for r in table.resolutions if table.get(m, d, r) is not None]
                 raise ResultsTableError(
                     f"missing HR row for model {ref!r} on dataset {d!r}: add a row with resolution=hr (the "
                     f"native-resolution accuracy every gamma is relative to); rows present at {present}"
@@ -234,68 +249,70 @@ def compute_report(
                 )
             hr_acc[(m, d)] = row.top1
             classes[(m, d)] = resolve_num_classes(table, ref, d, num_classes)
+    return hr_acc, classes
 
-    if missing_cells:
-        listed = "; ".join(f"{m} / {d} / {r}" for m, d, r in missing_cells[:8])
-        more = f" (and {len(missing_cells) - 8} more)" if len(missing_cells) > 8 else ""
-        if not allow_missing:
-            raise ResultsTableError(
-                f"{len(missing_cells)} (model / dataset / resolution) cell(s) missing: {listed}{more}. "
-                "Complete the table, or pass --allow_missing to aggregate each model over the datasets it has."
-            )
-        notes.append(
-            f"note: aggregated over the datasets present; {len(missing_cells)} cell(s) missing: {listed}{more}"
+
+def _check_missing_cells(
+    table: ResultsTable, references: Mapping[str, str], allow_missing: bool, notes: list[str]
+) -> None:
+    missing = [
+        (m, d, r)
+        for m in table.models
+        for d in table.datasets
+        for r in [*table.resolutions, HR]
+        if table.get(m, d, r) is None and not (r == HR and m in references)
+    ]
+    if not missing:
+        return
+    listed = "; ".join(f"{m} / {d} / {r}" for m, d, r in missing[:8])
+    more = f" (and {len(missing) - 8} more)" if len(missing) > 8 else ""
+    if not allow_missing:
+        raise ResultsTableError(
+            f"{len(missing)} (model / dataset / resolution) cell(s) missing: {listed}{more}. "
+            "Complete the table, or pass --allow_missing to aggregate each model over the datasets it has."
         )
+    notes.append(f"note: aggregated over the datasets present; {len(missing)} cell(s) missing: {listed}{more}")
 
-    war_weights = _resolve_weights(datasets, weights, notes)
 
-    per_dataset: list[DatasetScore] = []
-    for m in models:
-        for d in datasets:
-            for r in [*lr_res, HR]:
-                row = table.get(m, d, r)
-                if row is None or (m, d) not in hr_acc:
-                    continue
-                a_hr, n_cls = hr_acc[(m, d)], classes[(m, d)]
-                per_dataset.append(
-                    DatasetScore(
-                        model=m,
-                        dataset=d,
-                        resolution=r,
-                        top1=row.top1,
-                        gamma=float(relative_robustness(a_hr, row.top1)),
-                        Gamma=float(improved_relative_robustness(a_hr, row.top1, n_cls, alpha)),
-                        num_classes=n_cls,
-                    )
-                )
+def _score_cell(
+    model: str, dataset: str, resolution: Resolution, top1: float, a_hr: float, n_cls: int, alpha: float
+) -> DatasetScore:
+    """Per-(model, dataset, resolution) metrics: a new per-cell metric is a field of DatasetScore set here."""
+    return DatasetScore(
+        model=model,
+        dataset=dataset,
+        resolution=resolution,
+        top1=top1,
+        gamma=float(relative_robustness(a_hr, top1)),
+        Gamma=float(improved_relative_robustness(a_hr, top1, n_cls, alpha)),
+        num_classes=n_cls,
+    )
 
-    by_cell = {(s.model, s.dataset, s.resolution): s for s in per_dataset}
+
+def _summaries(
+    by_cell: Mapping[tuple[str, str, Resolution], DatasetScore],
+    table: ResultsTable,
+    references: Mapping[str, str],
+    war_weights: Mapping[str, float],
+) -> list[ModelSummary]:
+    """Per-(model, resolution) aggregates, ranked by WAR: a new aggregate is a field of ModelSummary set here."""
     summary: list[ModelSummary] = []
-    summary_res: list[Resolution] = [*lr_res, HR] if references else list(lr_res)
-    for r in summary_res:
+    for r in [*table.resolutions, HR] if references else list(table.resolutions):
         rows: list[tuple[str, float, float, float, int]] = []
-        for m in models:
+        for m in table.models:
             if r == HR and m not in references:
                 continue
-            scores = [by_cell[(m, d, r)] for d in datasets if (m, d, r) in by_cell]
+            scores = [by_cell[(m, d, r)] for d in table.datasets if (m, d, r) in by_cell]
             if not scores:
                 continue
             w = [war_weights[s.dataset] for s in scores]
             war = weighted_aggregated_robustness([s.Gamma for s in scores], w) if any(w) else float("nan")
-            rows.append(
-                (
-                    m,
-                    100 * mean_accuracy([s.top1 for s in scores]),
-                    100 * simple_aggregated_robustness([s.gamma for s in scores]),
-                    100 * war,
-                    len(scores),
-                )
-            )
+            acc = 100 * mean_accuracy([s.top1 for s in scores])
+            sar = 100 * simple_aggregated_robustness([s.gamma for s in scores])
+            rows.append((m, acc, sar, 100 * war, len(scores)))
         ranks = _rank_desc([x[3] for x in rows])
         summary += [ModelSummary(m, r, acc, sar, war, rank, n) for (m, acc, sar, war, n), rank in zip(rows, ranks)]
-
-    correlations = _correlations(by_cell, models, datasets, lr_res, war_weights, notes)
-    return RobustnessReport(summary, per_dataset, correlations, war_weights, alpha, classes, notes)
+    return summary
 
 
 def gamma_matrix(
