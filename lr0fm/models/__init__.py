@@ -7,25 +7,18 @@ The registry (which imports open_clip and, through it, transformers) is imported
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from lr0fm.lazy import lazy_exports
 from lr0fm.models.base import Backbone
 from lr0fm.models.errors import WeightsUnavailableError
 
-_LAZY_ATTRIBUTES = {
-    "check_spec": "lr0fm.models.registry",
-    "list_models": "lr0fm.models.registry",
-    "load_backbone": "lr0fm.models.registry",
-    "SPEC_FORMS": "lr0fm.models.specs",
+_EXPORTS = {
+    "check_spec": "registry",
+    "list_models": "registry",
+    "load_backbone": "registry",
+    "SPEC_FORMS": "specs",
 }
 
-
-def __getattr__(name: str) -> Any:
-    """Import the registry on first access of one of its public names (PEP 562)."""
-    if name in _LAZY_ATTRIBUTES:
-        return getattr(importlib.import_module(_LAZY_ATTRIBUTES[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = [

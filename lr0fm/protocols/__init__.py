@@ -9,33 +9,27 @@ imported on first use (PEP 562), so ``lr0fm.protocols.resolutions`` stays free o
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from lr0fm.lazy import lazy_exports
 
-_LAZY = {
-    "NORMALIZATIONS": "lr0fm.protocols.chains",
-    "Chain": "lr0fm.protocols.chains",
-    "ViewTransform": "lr0fm.protocols.chains",
-    "PAPER_CHAINS": "lr0fm.protocols.paper_chains",
-    "PAPER_TEXT_CHAIN": "lr0fm.protocols.paper_chains",
-    "LRProtocol": "lr0fm.protocols.registry",
-    "PROTOCOLS": "lr0fm.protocols.registry",
-    "get_protocol": "lr0fm.protocols.registry",
-    "list_protocols": "lr0fm.protocols.registry",
-    "paper_chain_of": "lr0fm.protocols.registry",
-    "register_protocol": "lr0fm.protocols.registry",
-    "DEFAULT_PROTOCOL": "lr0fm.protocols.resolutions",
-    "HR": "lr0fm.protocols.resolutions",
-    "Resolution": "lr0fm.protocols.resolutions",
-    "parse_resolutions": "lr0fm.protocols.resolutions",
+_EXPORTS = {
+    "NORMALIZATIONS": "chains",
+    "Chain": "chains",
+    "ViewTransform": "chains",
+    "PAPER_CHAINS": "paper_chains",
+    "PAPER_TEXT_CHAIN": "paper_chains",
+    "LRProtocol": "registry",
+    "PROTOCOLS": "registry",
+    "get_protocol": "registry",
+    "list_protocols": "registry",
+    "paper_chain_of": "registry",
+    "register_protocol": "registry",
+    "DEFAULT_PROTOCOL": "resolutions",
+    "HR": "resolutions",
+    "Resolution": "resolutions",
+    "parse_resolutions": "resolutions",
 }
 
-
-def __getattr__(name: str) -> Any:
-    """Import a public name's module on first access."""
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
-__all__ = sorted(_LAZY)
+__all__ = sorted(_EXPORTS)
