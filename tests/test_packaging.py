@@ -7,6 +7,7 @@ benchmark/LR-TK0/synth/toy presets, the published results table, the toy world's
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,8 +21,13 @@ REPO = Path(__file__).resolve().parents[1]
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wheel installed into a folder of its own (no dependencies: the test environment provides them)."""
     out = tmp_path_factory.mktemp("wheel")
+    # build from a copy of the sources: an in-tree build reuses ./build/lib, where files deleted or renamed
+    # since an earlier build would still ship
+    source = out / "source"
+    skip = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "lightning_logs")
+    shutil.copytree(REPO, source, symlinks=True, ignore=skip)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    build = subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(out), str(REPO)],
+    build = subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(out), str(source)],
                            capture_output=True, text=True)  # fmt: skip
     assert build.returncode == 0, build.stderr[-3000:]
     (wheel,) = out.glob("lr0fm-*.whl")
