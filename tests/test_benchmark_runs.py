@@ -6,6 +6,7 @@ Everything is offline: a tiny random open_clip model from a JSON config and gene
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from types import SimpleNamespace
 
 import lightning as L
 import pytest
+import torch
 import yaml
 from benchmark_fixtures import make_image_folder, tiny_clip_json
 from PIL import Image
@@ -24,6 +26,7 @@ from lr0fm.benchmark.cli import build_parser, make_config
 from lr0fm.benchmark.outputs import RESULT_COLUMNS, ResultsStore
 from lr0fm.catalog import DATASETS
 from lr0fm.cli import main as cli_main
+from lr0fm.datasets import build_dataset
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -266,12 +269,17 @@ def test_outputs(world, reference):
     assert [p["index"] for p in preds] == list(range(21))
     assert [p["id"] for p in preds] == images
     assert [p["label"] for p in preds] == [int(Path(i).parent.name[-2:]) for i in images]
+    classnames = build_dataset(f"folder:{world.a}").classnames
     for p in preds:
         assert list(p["top5"]) == RESOLUTIONS
-        assert all(len(v) == 5 and len(set(v)) == 5 and all(0 <= c < 7 for c in v) for v in p["top5"].values())
+        assert p["label_name"] == classnames[p["label"]]
+        for v in p["top5"].values():
+            assert len(v["classes"]) == 5 and len(set(v["classes"])) == 5 and all(0 <= c < 7 for c in v["classes"])
+            assert v["names"] == [classnames[c] for c in v["classes"]]
+            assert v["scores"] == sorted(v["scores"], reverse=True) and all(-1 <= x <= 1 for x in v["scores"])
     # the top-1 column of the table is the accuracy of the first prediction
     for res in RESOLUTIONS:
-        acc = sum(p["top5"][res][0] == p["label"] for p in preds) / len(preds)
+        acc = sum(p["top5"][res]["classes"][0] == p["label"] for p in preds) / len(preds)
         row = next(r for r in rows if r["dataset"] == f"folder:{world.a}" and r["resolution"] == res)
         assert float(row["top1"]) == pytest.approx(acc)
 
@@ -293,7 +301,7 @@ def test_each_protocol_is_its_own_cell_and_rows_record_it(world, reference, tmp_
     rows = read_csv(out / "results.csv")
     assert {(r["protocol"], r["chain"]) for r in rows} == {("paper", "paper-text")}  # not one of the 66
     assert cli_main(bench_args(world, [world.a, world.b], out)) == 0
-    assert "every dataset and resolution is already in" in capsys.readouterr().out  # same protocol: skipped
+    assert "already in" in capsys.readouterr().out  # same protocol: skipped
     assert cli_main(bench_args(world, [world.a], out, "--protocol", "shorter-side")) == 0
     printed = capsys.readouterr().out
     assert "LR protocol 'shorter-side' -> chain 'shorter-side'" in printed
@@ -378,25 +386,26 @@ def test_example_config_runs_ddp_on_two_gpus():
     assert (config.accelerator, config.devices, config.strategy) == ("gpu", 2, "ddp")
 
 
-def test_backbone_is_placed_before_every_classifier_build(world, tmp_path, monkeypatch):
-    """Trainer.validate's teardown moves the model to the CPU; each dataset's classifier must not be built there."""
+def test_classifiers_are_built_inside_validate_on_the_backbones_device(world, tmp_path, monkeypatch):
+    """One validate per model; each dataset's classifier is built inside it, where the Trainer placed the model."""
     from lr0fm.benchmark.classifier import ClassifierCache
-    from lr0fm.models.base import Backbone
 
     events = []
-    for cls, name in ((Backbone, "to"), (ClassifierCache, "for_dataset"), (L.Trainer, "validate")):
-        original = getattr(cls, name)
+    original_build, original_validate = ClassifierCache.for_dataset, L.Trainer.validate
 
-        def spy(self, *args, _original=original, _name=name, **kwargs):
-            events.append(_name)
-            return _original(self, *args, **kwargs)
+    def build(self, backbone, dataset, *, device="cpu"):
+        events.append(("build", str(device), str(next(backbone.parameters()).device)))
+        return original_build(self, backbone, dataset, device=device)
 
-        monkeypatch.setattr(cls, name, spy)
+    def validate(self, *args, **kwargs):
+        events.append(("validate",))
+        return original_validate(self, *args, **kwargs)
+
+    monkeypatch.setattr(ClassifierCache, "for_dataset", build)
+    monkeypatch.setattr(L.Trainer, "validate", validate)
     assert cli_main(bench_args(world, [world.a, world.b], tmp_path / "out")) == 0
-    builds = [i for i, e in enumerate(events) if e == "for_dataset"]
-    assert len(builds) == 2
-    for i in builds:
-        assert events[i - 1] == "to"  # placed on the device right before the build
+    assert events[0] == ("validate",) and len(events) == 3  # one validate serves both datasets
+    assert all(device == model_device for _, device, model_device in events[1:])
 
 
 def test_missing_weights_file_fails_before_any_work(tmp_path):
@@ -422,4 +431,143 @@ def test_single_resolution_single_image(world, tmp_path):
     (row,) = read_csv(tmp_path / "out" / "results.csv")
     assert (row["resolution"], row["top1"], row["num_samples"]) == ("hr", "1.0", "1")
     (line,) = next((tmp_path / "out" / "predictions").rglob("*.jsonl")).read_text().splitlines()
-    assert json.loads(line)["top5"] == {"hr": [0]}
+    assert json.loads(line)["top5"]["hr"]["classes"] == [0]
+
+
+# --- sweeps: one Trainer, shards, content-keyed resume, metadata, progress ------------------------------------
+
+
+def test_datasets_of_one_validate_equal_separate_runs(world, reference, tmp_path):
+    """The reference measures both folders in one validate; one folder per run gives the same counts."""
+    for name, folder in (("a", world.a), ("b", world.b)):
+        assert cli_main(bench_args(world, [folder], tmp_path / name)) == 0
+    separate = read_csv(tmp_path / "a" / "results.csv") + read_csv(tmp_path / "b" / "results.csv")
+    assert cells(separate) == cells(read_csv(reference / "results.csv"))
+
+
+def test_two_concurrent_shards_into_one_folder_equal_one_run(world, reference, tmp_path):
+    """Shard 0/2 (2-process DDP inside) and shard 1/2 run at the same time into one folder."""
+    out = tmp_path / "shared"
+    base = [sys.executable, "-m", "lr0fm.cli", *bench_args(world, [world.a, world.b], out)]
+    jobs = [
+        subprocess.Popen([*base, "--shard", "0/2", "--devices", "2", "--strategy", "ddp"], cwd=tmp_path,
+                         env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
+        subprocess.Popen([*base, "--shard", "1/2"], cwd=tmp_path, env=subprocess_env(), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True),
+    ]  # fmt: skip
+    for job in jobs:
+        stdout, stderr = job.communicate(timeout=300)
+        assert job.returncode == 0, stderr[-3000:]
+        assert "shard" in stdout and "1 of 2 cells" in stdout
+    assert cells(read_csv(out / "results.csv")) == cells(read_csv(reference / "results.csv"))
+    assert cells(ResultsStore(out).records()) == cells(read_csv(out / "results.csv"))
+
+
+def test_shard_argument_errors_name_the_expected_form(world, tmp_path, capsys):
+    assert cli_main(bench_args(world, [world.a], tmp_path / "x", "--shard", "2/2")) == 2
+    assert "i/N with 0 <= i < N" in capsys.readouterr().err
+    assert cli_main(bench_args(world, [world.a], tmp_path / "x", "--shard", "slurm-array")) == 2
+    assert "sbatch --array" in capsys.readouterr().err
+
+
+def test_token_files_sharing_a_name_are_both_measured(world, tmp_path, capsys):
+    from lr0fm.lrtk0 import LRTokens, save_lr_tokens
+    from lr0fm.models import load_backbone
+
+    files = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        backbone = load_backbone(world.model, seed=0)
+        files.append(save_lr_tokens(tmp_path / f"run{seed}" / "lr_tokens.safetensors", LRTokens(backbone),
+                                    world.model))  # fmt: skip
+    out = tmp_path / "out"
+    for path in files:
+        assert cli_main(bench_args(world, [world.b], out, "--lr_tokens", str(path))) == 0
+    assert "already in" not in capsys.readouterr().out
+    rows = read_csv(out / "results.csv")
+    labels = {r["model"] for r in rows}
+    assert len(labels) == 2 and all("+lrtk0:lr_tokens@" in label for label in labels)
+    assert len({r["lr_tokens_sha256"] for r in rows}) == 2 and len(rows) == 2 * len(RESOLUTIONS)
+
+
+def test_rerun_without_skip_existing_keeps_one_row_per_cell(world, reference, tmp_path, capsys):
+    out = tmp_path / "out"
+    shutil.copytree(reference, out)
+    before = read_csv(out / "results.csv")
+    assert cli_main(bench_args(world, [world.a, world.b], out, "--no_skip_existing")) == 0
+    after = read_csv(out / "results.csv")
+    assert cells(after) == cells(before) and len(after) == len(before)
+    assert {r["run_id"] for r in after} != {r["run_id"] for r in before}  # measured again, rows replaced
+    capsys.readouterr()
+    assert cli_main(["metrics", "report", str(out / "results.csv"), "--output", str(tmp_path / "m")]) == 0
+
+
+def test_a_table_with_duplicate_rows_is_repaired_and_metrics_explain_it(world, reference, tmp_path, capsys):
+    out = tmp_path / "old"
+    shutil.copytree(reference, out)
+    jsonl = out / "results.jsonl"
+    lines = jsonl.read_text().splitlines(keepends=True)
+    jsonl.write_text("".join(lines + lines[:2]))  # what `--no-skip-existing` of older versions left
+    # the CSV written by older versions had the duplicates too: the metrics say what to do
+    shutil.copy(jsonl, tmp_path / "dup.jsonl")
+    assert cli_main(["metrics", "report", str(tmp_path / "dup.jsonl"), "--output", str(tmp_path / "m")]) == 2
+    assert "lr0fm benchmark" in capsys.readouterr().err
+    assert cli_main(bench_args(world, [world.a, world.b], out)) == 0
+    assert "held duplicate rows" in capsys.readouterr().out
+    assert len(jsonl.read_text().splitlines()) == len(lines)
+    assert cli_main(["metrics", "report", str(jsonl), "--output", str(tmp_path / "m2")]) == 0
+
+
+def test_a_changed_seed_is_measured_again_and_replaces_its_rows(world, reference, tmp_path, capsys):
+    out = tmp_path / "out"
+    shutil.copytree(reference, out)
+    args = bench_args(world, [world.b], out)
+    args[args.index("--seed") + 1] = "5"
+    assert cli_main(args) == 0
+    assert "already in" not in capsys.readouterr().out
+    rows = [r for r in read_csv(out / "results.csv") if r["dataset"] == f"folder:{world.b}"]
+    assert len(rows) == len(RESOLUTIONS) and {r["seed"] for r in rows} == {"5"}
+
+
+def test_rows_describe_how_they_were_made(reference):
+    import lightning
+    import open_clip
+
+    rows = read_csv(reference / "results.csv")
+    for row in rows:
+        assert (row["precision"], row["device"], row["batch_size"], row["protocol"]) == ("32", "cpu", "4", "paper")
+        assert row["torch_version"] == torch.__version__ and row["lightning_version"] == lightning.__version__
+        assert row["open_clip_torch_version"] == open_clip.__version__ and row["lr0fm_version"]
+        assert len(row["run_id"]) == 12 and row["timestamp"][:2] == "20" and len(row["model_key"]) == 16
+        assert row["seed"] == "0" and row["dataset_size"] == row["num_samples"]
+        assert 0 <= float(row["mean_per_class_recall"]) <= 1
+    assert len({r["run_id"] for r in rows}) == 1
+    assert "models:" in (reference / "config.yaml").read_text()
+
+
+def test_mean_per_class_recall_is_the_mean_of_per_class_accuracies(world, reference):
+    preds_file = next((reference / "predictions").rglob("folder_*_a.jsonl"))
+    preds = [json.loads(line) for line in preds_file.read_text().splitlines()]
+    for res in RESOLUTIONS:
+        per_class = {}
+        for p in preds:
+            per_class.setdefault(p["label"], []).append(p["top5"][res]["classes"][0] == p["label"])
+        expected = sum(sum(v) / len(v) for v in per_class.values()) / len(per_class)
+        rows = read_csv(reference / "results.csv")
+        row = next(r for r in rows if r["dataset"] == f"folder:{world.a}" and r["resolution"] == res)
+        assert float(row["mean_per_class_recall"]) == pytest.approx(expected)
+
+
+def test_progress_lines_in_a_log_file(world, tmp_path):
+    """With stdout redirected to a file (a SLURM job), each cell is named and progress lines appear."""
+    log = tmp_path / "job.log"
+    cmd = [sys.executable, "-m", "lr0fm.cli", *bench_args(world, [world.a, world.b], tmp_path / "out")]
+    with log.open("w") as fh:
+        done = subprocess.run([*cmd, "--log_every", "0"], cwd=tmp_path, env=subprocess_env(), stdout=fh,
+                              stderr=subprocess.PIPE, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = log.read_text()
+    assert f"[1/2] {world.model} · folder:{world.a} · 8/16/hr" in text
+    assert f"[2/2] {world.model} · folder:{world.b} · 8/16/hr" in text
+    assert re.search(r"folder:\S+: \d+/21 images, [\d.]+ img/s, cell ETA \S+, sweep ETA \S+", text)
+    assert "\r" not in text  # no progress bar redraws in a log file

@@ -36,7 +36,10 @@ HELP = {
     "seed": "seed of ARCH:none random weights",
     "lr_tokens": "apply LR-TK0 tokens (.safetensors from lr0fm fit) to the model(s)",
     "download": "let torchvision download the datasets it can",
-    "predictions": "write per-sample top-5 predictions",
+    "predictions": "write per-sample top-5 predictions (classes, names, scores)",
+    "shard": "i/N: measure the i-th of N disjoint parts of the (model, dataset) cells, for N jobs writing one "
+    "output folder; slurm-array: i/N from the SLURM job array",
+    "log_every": "seconds between progress lines when stdout is not a terminal (a log file)",
 }
 
 

@@ -36,6 +36,9 @@ class BenchmarkConfig:
         lr_tokens: LR-token file (from LR-TK0) applied to every model.
         download: let torchvision download datasets that support it.
         predictions: write per-sample top-5 predictions.
+        shard: ``i/N`` measures the ``i``-th of N disjoint parts of the (model, dataset) cells (independent
+            jobs writing one output folder); ``slurm-array`` reads ``i/N`` from a SLURM job array.
+        log_every: seconds between progress lines when stdout is not a terminal (a log file).
     """
 
     models: list[str]
@@ -57,3 +60,5 @@ class BenchmarkConfig:
     lr_tokens: str | None = None
     download: bool = False
     predictions: bool = True
+    shard: str | None = None
+    log_every: float = 30.0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -94,43 +93,3 @@ def make_loader(
         persistent_workers=num_workers > 0,
         prefetch_factor=4 if num_workers > 0 else None,
     )
-
-
-class ZeroShotDataModule(L.LightningDataModule):
-    """Serves one zero-shot dataset at several resolutions (one validation dataloader).
-
-    Args:
-        dataset: the evaluation set.
-        transform: the multi-resolution view transform of the backbone (its LR protocol's chain).
-        batch_size: images per batch (each carries R views).
-        num_workers: DataLoader worker processes.
-    """
-
-    def __init__(
-        self,
-        dataset: ZeroShotDataset,
-        transform: ViewTransform,
-        *,
-        batch_size: int = 64,
-        num_workers: int = 0,
-    ) -> None:
-        super().__init__()
-        self.data = MultiResolutionDataset(dataset, transform)
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-
-    def val_dataloader(self) -> DataLoader:
-        """This rank's shard of the dataset."""
-        trainer = self.trainer
-        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        pin = trainer is not None and trainer.strategy.root_device.type == "cuda"
-        return make_loader(
-            self.data,
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-            rank=rank,
-            world_size=world,
-            pin_memory=pin,
-        )
-
-    test_dataloader = val_dataloader

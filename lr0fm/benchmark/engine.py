@@ -15,7 +15,7 @@ import torch.distributed as dist
 
 from lr0fm.benchmark.classifier import ClassifierCache
 from lr0fm.benchmark.data import MultiResolutionDataset, make_loader
-from lr0fm.benchmark.module import ZeroShotModule
+from lr0fm.benchmark.module import ZeroShotModule, ZeroShotTask
 from lr0fm.datasets.base import ZeroShotDataset
 from lr0fm.models.base import Backbone
 from lr0fm.protocols import DEFAULT_PROTOCOL, get_protocol, parse_resolutions
@@ -74,38 +74,36 @@ def evaluate_backbone(
     lr_protocol = get_protocol(protocol)
     transform = lr_protocol.transform(backbone, resolutions)
     rank, world = _dist()
-    records: list[dict] = []
-    for name, dataset in datasets.items():
-        # the same LightningModule as `lr0fm benchmark`, driven without a Trainer (one is already running)
-        module = ZeroShotModule(
-            backbone,
-            cache.for_dataset(backbone, dataset, device=device),
-            resolutions,
-            model_name=model_name or backbone.spec,
-            dataset_name=name,
-            protocol=protocol,
-            chain=transform.chain.name,
-            keep_predictions=False,
-            skip_corrupt=skip_corrupt,
-        )
-        module.counts.to(device)
+    tasks = [ZeroShotTask(name, dataset, resolutions, transform.chain.name) for name, dataset in datasets.items()]
+    # the same LightningModule as `lr0fm benchmark`, driven without a Trainer (one is already running)
+    module = ZeroShotModule(
+        backbone,
+        tasks,
+        lambda b, dataset, dev: cache.for_dataset(b, dataset, device=dev),
+        model_name=model_name or backbone.spec,
+        protocol=protocol,
+        keep_predictions=False,
+        skip_corrupt=skip_corrupt,
+    )
+    module.counts.to(device)
+    module.classifiers = [cache.for_dataset(backbone, t.dataset, device=device) for t in tasks]
+    module.on_validation_epoch_start()
+    for index, task in enumerate(tasks):
         loader = make_loader(
-            MultiResolutionDataset(dataset, transform),
+            MultiResolutionDataset(task.dataset, transform),
             batch_size=batch_size,
             num_workers=num_workers,
             rank=rank,
             world_size=world,
             pin_memory=device.type == "cuda",
         )
-        module.on_validation_epoch_start()
         for step, (views, labels, indices, corrupt) in enumerate(loader):
             if views is not None:
                 views, labels, indices = (x.to(device, non_blocking=True) for x in (views, labels, indices))
             with forward_context():
-                module.validation_step((views, labels, indices, corrupt), step)
-        module.on_validation_epoch_end()
-        records += module.records
-    return records
+                module.validation_step((views, labels, indices, corrupt), step, index)
+    module.on_validation_epoch_end()
+    return module.records
 
 
 __all__ = ["evaluate_backbone"]

@@ -2,30 +2,55 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import lightning as L
 import torch
+from torch import nn
 
 from lr0fm.benchmark.data import check_corrupt
 from lr0fm.benchmark.scoring import ZeroShotCounts, counts_to_records, predict_top5
+from lr0fm.datasets.base import ZeroShotDataset
 from lr0fm.models.base import Backbone
+
+#: ``(backbone, dataset, device) -> [C, D]`` normalised class embeddings (e.g. ``ClassifierCache.for_dataset``).
+ClassifierFn = Callable[[Backbone, ZeroShotDataset, torch.device], torch.Tensor]
+
+
+@dataclass
+class ZeroShotTask:
+    """One dataset of a backbone's validation: what is scored and at which resolutions.
+
+    Attributes:
+        name: ``dataset`` column of the records.
+        dataset: the evaluation set (its class names size the counts).
+        resolutions: resolution of each view, in the order the dataset's transform produces them.
+        chain: ``chain`` column of the records (the LR chain the protocol chose for this backbone).
+        extra: columns added to every record of this task (e.g. run metadata).
+    """
+
+    name: str
+    dataset: ZeroShotDataset
+    resolutions: Sequence
+    chain: str | None = None
+    extra: dict = field(default_factory=dict)
 
 
 class ZeroShotModule(L.LightningModule):
-    """Scores one dataset at several resolutions against a fixed text classifier.
+    """Scores one backbone on several datasets (one validation dataloader each) at several resolutions.
 
-    After ``trainer.validate(module, datamodule)``, :attr:`records` holds one results-table record per
-    resolution (identical on every rank) and :attr:`predictions` the per-sample top-5 predictions.
+    The text classifiers are built when validation starts, on the device the Trainer placed the module on
+    (so nothing guesses ranks or moves the backbone back and forth). After ``trainer.validate(module,
+    dataloaders)``, :attr:`records` holds one results-table record per (dataset, resolution), identical on
+    every rank, and :attr:`predictions` the per-sample top-5 classes and scores of each dataset.
 
     Args:
-        backbone: the model (its image encoder is used; the classifier is precomputed).
-        classifier: ``[C, D]`` normalised class embeddings.
-        resolutions: resolution of each view, in the order the transform produces them.
+        backbone: the model (its image encoder is used; classifiers come from ``classifier_fn``).
+        tasks: the datasets, in dataloader order.
+        classifier_fn: builds (or fetches from a cache) a dataset's classifier on a device.
         model_name: ``model`` column of the records.
-        dataset_name: ``dataset`` column of the records.
         protocol: ``protocol`` column of the records (the LR protocol's name).
-        chain: ``chain`` column of the records (the LR chain the protocol chose for this backbone).
         keep_predictions: also gather per-sample predictions.
         skip_corrupt: skip undecodable images (counted) instead of stopping with the file's name.
     """
@@ -33,68 +58,90 @@ class ZeroShotModule(L.LightningModule):
     def __init__(
         self,
         backbone: Backbone,
-        classifier: torch.Tensor,
-        resolutions: Sequence,
+        tasks: Sequence[ZeroShotTask],
+        classifier_fn: ClassifierFn,
         *,
         model_name: str,
-        dataset_name: str,
         protocol: str | None = None,
-        chain: str | None = None,
         keep_predictions: bool = True,
         skip_corrupt: bool = False,
     ) -> None:
         super().__init__()
         self.backbone = backbone
-        self.register_buffer("classifier", classifier, persistent=False)
-        self.resolutions = list(resolutions)
+        self.tasks = list(tasks)
+        self.classifier_fn = classifier_fn
         self.model_name = model_name
-        self.dataset_name = dataset_name
-        self.protocol, self.chain = protocol, chain
+        self.protocol = protocol
         self.skip_corrupt = skip_corrupt
-        self.counts = ZeroShotCounts(len(self.resolutions), keep_predictions)
+        self.counts = nn.ModuleList(
+            ZeroShotCounts(len(t.resolutions), t.dataset.num_classes, keep_predictions) for t in self.tasks
+        )
+        self.classifiers: list[torch.Tensor | None] = [None] * len(self.tasks)
         self.records: list[dict] = []
-        self.predictions: dict[str, torch.Tensor] = {}
+        self.predictions: dict[str, dict[str, torch.Tensor]] = {}
+
+    def build_classifiers(self) -> None:
+        """Build every task's classifier on the module's device (once; a cache makes reruns free)."""
+        for i, task in enumerate(self.tasks):
+            if self.classifiers[i] is None or self.classifiers[i].device != self.device:
+                self.classifiers[i] = self.classifier_fn(self.backbone, task.dataset, self.device)
+
+    def on_validation_start(self) -> None:
+        """Classifiers on the device the Trainer chose."""
+        self.build_classifiers()
 
     def on_validation_epoch_start(self) -> None:
         """Start from zero counts."""
-        self.counts.reset()
+        for counts in self.counts:
+            counts.reset()
 
-    def validation_step(self, batch, batch_idx: int) -> None:
-        """Predict every view of the batch and count hits."""
+    def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        """Predict every view of the batch and count hits for dataset ``dataloader_idx``."""
         views, labels, indices, corrupt = batch
+        counts = self.counts[dataloader_idx]
         skipped = check_corrupt(corrupt, self.skip_corrupt)
         if views is None:
-            self.counts.add_skipped(skipped)
+            counts.add_skipped(skipped)
             return
         with torch.no_grad():
-            top5 = predict_top5(self.backbone, self.classifier, views)
-        self.counts.update(top5, labels, indices, skipped)
+            top5, scores = predict_top5(self.backbone, self.classifiers[dataloader_idx], views)
+        counts.update(top5, labels, indices, skipped, scores)
 
     test_step = validation_step
+    on_test_start = on_validation_start
     on_test_epoch_start = on_validation_epoch_start
 
     def on_validation_epoch_end(self) -> None:
         """Synchronise counts across ranks and turn them into records (logged as ``top1/<dataset>/<res>``)."""
-        result = self.counts.compute()
-        self.records = counts_to_records(
-            result,
-            model=self.model_name,
-            dataset=self.dataset_name,
-            resolutions=self.resolutions,
-            num_classes=int(self.classifier.shape[0]),
-            protocol=self.protocol,
-            chain=self.chain,
-        )
-        if "indices" in result:  # torchmetrics squeezes one-element outputs (a one-image dataset): unsqueeze
-            preds = result["preds"]
-            self.predictions = {
-                "indices": result["indices"].reshape(-1).cpu(),
-                "labels": result["labels"].reshape(-1).cpu(),
-                "preds": (preds if preds.dim() == 3 else preds.reshape(1, len(self.resolutions), -1)).cpu(),
-            }
-        if self._trainer is not None:  # driven by a Trainer (lr0fm benchmark), not by evaluate_backbone
-            for rec in self.records:
-                self.log(f"top1/{self.dataset_name}/{rec['resolution']}", rec["top1"], rank_zero_only=True)
-        self.counts.reset()
+        self.records, self.predictions = [], {}
+        for task, counts, classifier in zip(self.tasks, self.counts, self.classifiers):
+            result = counts.compute()
+            records = counts_to_records(
+                result,
+                model=self.model_name,
+                dataset=task.name,
+                resolutions=task.resolutions,
+                num_classes=int(classifier.shape[0]),
+                protocol=self.protocol,
+                chain=task.chain,
+            )
+            self.records += [{**rec, **task.extra} for rec in records]
+            if "indices" in result:  # torchmetrics squeezes one-element outputs (one image): unsqueeze
+                shape = (-1, len(task.resolutions), min(5, int(classifier.shape[0])))
+                self.predictions[task.name] = {
+                    "indices": result["indices"].reshape(-1).cpu(),
+                    "labels": result["labels"].reshape(-1).cpu(),
+                    "preds": result["preds"].reshape(shape).cpu(),
+                    "scores": result["scores"].reshape(shape).float().cpu(),
+                }
+            if self._trainer is not None:  # driven by a Trainer (lr0fm benchmark), not by evaluate_backbone
+                for rec in records:
+                    self.log(
+                        f"top1/{task.name}/{rec['resolution']}",
+                        rec["top1"],
+                        rank_zero_only=True,
+                        add_dataloader_idx=False,
+                    )
+            counts.reset()
 
     on_test_epoch_end = on_validation_epoch_end

@@ -9,7 +9,8 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -17,32 +18,62 @@ import torch
 from lr0fm.atomic import atomic_path
 
 RESULT_COLUMNS = [
-    "model", "dataset", "resolution", "protocol", "chain", "top1", "top5", "num_samples", "num_classes",
-    "num_skipped",
+    "model", "dataset", "resolution", "protocol", "chain", "top1", "top5", "mean_per_class_recall",
+    "num_samples", "num_classes", "num_skipped", "dataset_size", "model_key", "seed", "lr_tokens_sha256",
+    "precision", "device", "batch_size", "lr0fm_version", "torch_version", "open_clip_torch_version",
+    "lightning_version", "python_version", "run_id", "timestamp",
 ]  # fmt: skip
+
+#: the columns that name a cell of the table: a results folder holds at most one row per cell
+CELL_COLUMNS = ("model", "dataset", "resolution", "protocol")
 
 
 def slug(text: str) -> str:
     """A filesystem-safe name for a model spec or dataset name."""
-    return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("_") or "model"
+    return re.sub(r"[^A-Za-z0-9._+@-]+", "_", text).strip("_") or "model"
+
+
+def cell_of(record: dict) -> tuple[str, str, str, str | None]:
+    """``(model, dataset, resolution, protocol)`` of a record (resolution as a string)."""
+    return record["model"], record["dataset"], str(record["resolution"]), record.get("protocol")
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` (POSIX ``flock``; other platforms rely on one writer per folder)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 class ResultsStore:
-    """Append-only results table in ``DIR/results.csv`` and ``DIR/results.jsonl``.
+    """The results table of a folder: ``DIR/results.jsonl`` (source of truth) and ``DIR/results.csv``.
 
-    Records are flushed as soon as a (model, dataset) run finishes, so a killed sweep loses at most the
-    run in progress; :meth:`done` tells which (model, dataset, resolution) cells already exist. The JSON
-    Lines file is the source of truth: a line torn by a kill is dropped, and the CSV is rewritten from it
-    after every append, so the two files never disagree (no duplicate rows after a resume).
+    One row per cell (:data:`CELL_COLUMNS`): :meth:`upsert` replaces the rows of the cells it writes, so a
+    re-measured cell never appears twice. Every write happens under an exclusive lock and replaces both
+    files atomically, so several processes (the shards of a sweep, on one machine or on a shared file
+    system with working ``flock``) can write one folder without tearing or interleaving rows, and a kill
+    loses at most the cell in progress. Tables written by older lr0fm versions, which appended duplicate
+    rows, are read with the newest row of each cell and repaired on the next write.
     """
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
         self.csv_path = self.directory / "results.csv"
         self.jsonl_path = self.directory / "results.jsonl"
+        self.lock_path = self.directory / ".results.lock"
+        self.duplicates = 0
 
-    def records(self) -> list[dict]:
-        """All records written so far (from the JSON Lines file; a torn last line is ignored)."""
+    def _read(self) -> list[dict]:
         if not self.jsonl_path.is_file():
             return []
         out = []
@@ -50,52 +81,76 @@ class ResultsStore:
             try:
                 out.append(json.loads(line))
             except json.JSONDecodeError:
-                continue  # a line cut by a kill: that run is simply redone
+                continue  # a line cut by a kill (older versions appended in place): that cell is redone
         return out
 
-    def done(self) -> set[tuple[str, str, str, str | None]]:
-        """``(model, dataset, resolution, protocol)`` cells already measured (resolution as a string).
+    def records(self) -> list[dict]:
+        """All rows, the newest of each cell (:attr:`duplicates` counts the older ones dropped)."""
+        rows = self._read()
+        newest = {cell_of(r): r for r in rows}
+        self.duplicates = len(rows) - len(newest)
+        return list(newest.values())
 
-        Rows written before results recorded their protocol have protocol ``None``: they match no
-        protocol, so a rerun measures those cells again under the protocol it asks for.
-        """
-        return {(r["model"], r["dataset"], str(r["resolution"]), r.get("protocol")) for r in self.records()}
+    def done(self) -> dict[tuple[str, str, str, str | None], dict]:
+        """The row of every measured ``(model, dataset, resolution, protocol)`` cell."""
+        return {cell_of(r): r for r in self.records()}
 
-    def append(self, records: Iterable[dict]) -> None:
-        """Append records to the JSON Lines file, then rewrite the CSV from it (atomically)."""
+    def upsert(self, records: Iterable[dict]) -> None:
+        """Write ``records``, replacing any row of the same cell; rewrite both files atomically, under the lock."""
         records = list(records)
         if not records:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._drop_torn_line()
-        with self.jsonl_path.open("a") as fh:
-            for rec in records:
-                fh.write(json.dumps(rec) + "\n")
-            fh.flush()
+        with _locked(self.lock_path):
+            new = {cell_of(r) for r in records}
+            rows = [r for r in self.records() if cell_of(r) not in new] + records
+            self._write(rows)
+
+    def _write(self, rows: list[dict]) -> None:
+        with atomic_path(self.jsonl_path) as tmp:
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
         with atomic_path(self.csv_path) as tmp, tmp.open("w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
             writer.writeheader()
-            writer.writerows(self.records())
+            writer.writerows(rows)
 
-    def _drop_torn_line(self) -> None:
-        """Cut an unterminated last line (a write interrupted by a kill); its run is redone."""
-        if self.jsonl_path.is_file():
-            data = self.jsonl_path.read_bytes()
-            if data and not data.endswith(b"\n"):
-                with self.jsonl_path.open("r+b") as fh:
-                    fh.truncate(data.rfind(b"\n") + 1)
+    def repair(self) -> int:
+        """Rewrite a table that holds duplicate rows with the newest row of each cell; return how many were dropped."""
+        with _locked(self.lock_path):
+            rows = self.records()
+            dropped = self.duplicates
+            if dropped:
+                self._write(rows)
+        return dropped
 
 
 def write_predictions(
-    path: Path, predictions: dict[str, torch.Tensor], resolutions: Sequence, sample_ids: Sequence[str]
+    path: Path,
+    predictions: dict[str, torch.Tensor],
+    resolutions: Sequence,
+    sample_ids: Sequence[str],
+    classnames: Sequence[str],
 ) -> None:
-    """Per-sample top-5 predictions and labels (one JSON object per line) for later error analysis."""
+    """Per-sample predictions, one JSON object per line, for error analysis.
+
+    Each line: ``index``, ``id`` (the sample's file or key), ``label`` and ``label_name``, and per resolution
+    the top-5 ``classes``, their ``names`` and ``scores`` (cosine similarity of image and class embeddings).
+    """
     idx, labels, preds = predictions["indices"], predictions["labels"], predictions["preds"]
+    scores = predictions.get("scores")
     with atomic_path(path) as tmp, tmp.open("w") as fh:
         for i in range(len(idx)):
             k = int(idx[i])
-            top5 = {str(r): preds[i, j].tolist() for j, r in enumerate(resolutions)}
-            fh.write(json.dumps({"index": k, "id": sample_ids[k], "label": int(labels[i]), "top5": top5}) + "\n")
+            top5 = {}
+            for j, r in enumerate(resolutions):
+                classes = preds[i, j].tolist()
+                top5[str(r)] = {
+                    "classes": classes,
+                    "names": [classnames[c] for c in classes],
+                    "scores": [round(v, 5) for v in scores[i, j].tolist()] if scores is not None else None,
+                }
+            label = int(labels[i])
+            line = {"index": k, "id": sample_ids[k], "label": label, "label_name": classnames[label], "top5": top5}
+            fh.write(json.dumps(line) + "\n")
 
 
 def plot_accuracy_vs_resolution(records: Sequence[dict], path: Path) -> Path | None:

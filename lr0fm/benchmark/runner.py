@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from pathlib import Path
 
@@ -12,9 +11,11 @@ import torch
 from lr0fm.atomic import write_text_atomic
 from lr0fm.benchmark.classifier import ClassifierCache
 from lr0fm.benchmark.config import BenchmarkConfig
-from lr0fm.benchmark.data import ZeroShotDataModule
-from lr0fm.benchmark.module import ZeroShotModule
+from lr0fm.benchmark.data import MultiResolutionDataset, make_loader
+from lr0fm.benchmark.module import ZeroShotModule, ZeroShotTask
 from lr0fm.benchmark.outputs import ResultsStore, plot_accuracy_vs_resolution, slug, write_predictions
+from lr0fm.benchmark.sweep import BenchmarkModel, RunInfo, shard_cells
+from lr0fm.jobs import resolve_shard
 from lr0fm.protocols import PAPER_TEXT_CHAIN, get_protocol, parse_resolutions
 
 
@@ -33,17 +34,6 @@ def resolve_precision(precision: str, accelerator: str) -> str:
     return "32"
 
 
-def model_label(spec: str, lr_tokens: str | None) -> str:
-    """The ``model`` column: the spec, plus the LR-token file when tokens are applied."""
-    return f"{spec}+lrtk0:{Path(lr_tokens).stem}" if lr_tokens else spec
-
-
-def _classifier_device(accelerator: str) -> torch.device:
-    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cpu")
-
-
 def _quiet_lightning() -> None:
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -51,100 +41,147 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", ".*sync_dist=True.*")
 
 
-def run_benchmark(config: BenchmarkConfig, *, log=print) -> list[dict]:
-    """Run every pending (model, dataset) and return all records of the results table.
+def _pending(
+    done: dict, model: BenchmarkModel, names: list, datasets: dict, resolutions: list, protocol: str, precision: str
+) -> dict[str, list]:
+    """Resolutions of each dataset still to measure for ``model``.
 
-    Results are appended to ``OUTPUT/results.{csv,jsonl}`` as each (model, dataset) finishes; with
-    ``skip_existing`` a rerun measures only what is missing, so a killed sweep resumes.
+    A cell counts as done only if its row was made from the same model content (weights, seed, token hash),
+    with the same protocol and precision, on the whole dataset.
+    """
+    pending = {}
+    for name in names:
+        size = len(datasets[name])
+        todo = []
+        for r in resolutions:
+            row = done.get((model.label, name, str(r), protocol))
+            same = (
+                row is not None
+                and row.get("model_key") == model.key
+                and row.get("precision") == precision
+                and row.get("num_samples", 0) + row.get("num_skipped", 0) == size
+            )
+            if not same:
+                todo.append(r)
+        if todo:
+            pending[name] = todo
+    return pending
+
+
+def _print(message: str) -> None:
+    print(message, flush=True)  # flushed: under SLURM stdout is a file, block-buffered otherwise
+
+
+def run_benchmark(config: BenchmarkConfig, *, log=_print) -> list[dict]:
+    """Run every pending (model, dataset) cell of this shard and return all records of the results table.
+
+    One Trainer serves the whole sweep and each model's datasets run as the dataloaders of one ``validate``.
+    Results are written to ``OUTPUT/results.{csv,jsonl}`` as each model finishes (one row per cell, replacing
+    older rows of the same cell); a rerun measures only what is missing or was made differently, so a killed
+    sweep resumes.
     """
     import lightning as L
     from lightning.pytorch.loggers import TensorBoardLogger
 
+    from lr0fm.benchmark.progress import SweepProgress
     from lr0fm.datasets import build_dataset, prepare_dataset
-    from lr0fm.models import load_backbone
 
     _quiet_lightning()
     resolutions = parse_resolutions(config.resolutions)
     protocol = get_protocol(config.protocol)
     output = Path(config.output)
     store = ResultsStore(output)
+    if store.repair():
+        log(f"note: {store.jsonl_path} held duplicate rows (written by an older lr0fm): kept the newest of each cell")
     precision = resolve_precision(config.precision, config.accelerator)
     cache = ClassifierCache(config.cache_dir or output / "classifier_cache")
+    shard = resolve_shard(config.shard)
     dataset_args = [split_dataset_arg(d, config.data_root) for d in config.datasets]
     datasets = {}
     for name, root in dataset_args:  # validate every dataset before any model is loaded
         if config.download:
             prepare_dataset(name, root, download=True)
         datasets[name] = build_dataset(name, root)
+    models = [BenchmarkModel(spec, config.seed, config.lr_tokens) for spec in config.models]
+    cells = shard_cells(models, list(datasets), shard)
+    if shard != (0, 1):
+        log(f"shard {shard[0]}/{shard[1]}: {sum(map(len, cells.values()))} of {len(models) * len(datasets)} cells")
 
-    for spec in config.models:
-        label = model_label(spec, config.lr_tokens)
-        done = store.done() if config.skip_existing else set()
-        pending = {
-            name: [r for r in resolutions if (label, name, str(r), protocol.name) not in done] for name in datasets
-        }
-        pending = {k: v for k, v in pending.items() if v}
+    progress = SweepProgress(sum(len(v) for v in cells.values()), log=log, every=config.log_every)
+    trainer = None
+    for m, names in cells.items():
+        model = models[m]
+        info = RunInfo(precision, "", config.batch_size, protocol.name)
+        done = store.done() if config.skip_existing else {}
+        pending = _pending(done, model, names, datasets, resolutions, protocol.name, precision)
+        progress.skip_cells(len(names) - len(pending))
         if not pending:
-            log(f"skip {label}: every dataset and resolution is already in {store.csv_path}")
+            log(f"skip {model.label}: {', '.join(names)} already in {store.csv_path}")
             continue
-        backbone = load_backbone(spec, seed=config.seed)
-        if config.lr_tokens:
-            from lr0fm.lrtk0 import load_lr_tokens
-
-            load_lr_tokens(config.lr_tokens, backbone)
-        backbone.eval()
+        backbone = model.load()
         chain = protocol.chain(backbone)
-        log(f"{label}: LR protocol {protocol.name!r} -> chain {chain.name!r}: {chain.describe()}")
+        log(f"{model.label}: LR protocol {protocol.name!r} -> chain {chain.name!r}: {chain.describe()}")
         if chain is PAPER_TEXT_CHAIN:
             log(
-                f"note: {label} is not one of the paper's 66 backbones, so protocol 'paper' follows the paper's "
-                "text for it (square n x n bicubic, then the model's own preprocessing)"
+                f"note: {model.label} is not one of the paper's 66 backbones, so protocol 'paper' follows the "
+                "paper's text for it (square n x n bicubic, then the model's own preprocessing)"
             )
-        device = _classifier_device(config.accelerator)
-        logger = TensorBoardLogger(save_dir=str(output), name="tensorboard", version=f"{slug(label)}.{protocol.name}")
-        for name, todo in pending.items():
-            dataset = datasets[name]
-            # every Trainer.validate ends by moving the module (and so the backbone) to the CPU: bring it back
-            # first, or the next dataset's text classifier would be encoded on the CPU
-            backbone.to(device)
-            classifier = cache.for_dataset(backbone, dataset, device=device).cpu()
-            module = ZeroShotModule(
-                backbone,
-                classifier,
-                todo,
-                model_name=label,
-                dataset_name=name,
-                protocol=protocol.name,
-                chain=chain.name,
-                keep_predictions=config.predictions,
-                skip_corrupt=config.skip_corrupt,
-            )
-            data = ZeroShotDataModule(
-                dataset,
-                protocol.transform(backbone, todo),
-                batch_size=config.batch_size,
-                num_workers=config.workers,
-            )
+        if trainer is None:
             trainer = L.Trainer(
                 accelerator=config.accelerator,
                 devices=config.devices,
                 strategy=config.strategy,
                 precision=precision,
-                logger=logger,
+                logger=False,
                 use_distributed_sampler=False,
                 enable_checkpointing=False,
                 enable_model_summary=False,
+                enable_progress_bar=progress.interactive,
+                callbacks=[progress],
             )
-            trainer.validate(module, datamodule=data, verbose=False)
-            if trainer.is_global_zero:
-                store.append(module.records)
-                if config.predictions:
-                    path = output / "predictions" / protocol.name / slug(label) / f"{slug(name)}.jsonl"
-                    ids = [dataset.sample_id(i) for i in range(len(dataset))]
-                    write_predictions(path, module.predictions, todo, ids)
-                accs = ", ".join(f"{r['resolution']}: {100 * r['top1']:.1f}%" for r in module.records)
-                log(f"{label} on {name} ({module.records[0]['num_samples']} images): {accs}")
-        del backbone
+        version = f"{slug(model.label)}.{protocol.name}"
+        trainer.loggers = [TensorBoardLogger(save_dir=str(output), name="tensorboard", version=version)]
+        info.device = trainer.strategy.root_device.type
+        extra = {"model_key": model.key, "seed": model.identity["seed"], "lr_tokens_sha256": model.tokens_sha256}
+        tasks = [
+            ZeroShotTask(name, datasets[name], todo, chain.name, {"dataset_size": len(datasets[name]), **extra})
+            for name, todo in pending.items()
+        ]
+        module = ZeroShotModule(
+            backbone,
+            tasks,
+            lambda b, dataset, device: cache.for_dataset(b, dataset, device=device),
+            model_name=model.label,
+            protocol=protocol.name,
+            keep_predictions=config.predictions,
+            skip_corrupt=config.skip_corrupt,
+        )
+        loaders = [
+            make_loader(
+                MultiResolutionDataset(t.dataset, protocol.transform(backbone, t.resolutions)),
+                batch_size=config.batch_size,
+                num_workers=config.workers,
+                rank=trainer.global_rank,
+                world_size=trainer.world_size,
+                pin_memory=trainer.strategy.root_device.type == "cuda",
+            )
+            for t in tasks
+        ]
+        progress.start_model(model.label, tasks)
+        trainer.validate(module, dataloaders=loaders, verbose=False)
+        if trainer.is_global_zero:
+            columns = info.columns()
+            store.upsert({**rec, **columns} for rec in module.records)
+            if config.predictions:
+                for t in tasks:
+                    path = output / "predictions" / protocol.name / slug(model.label) / f"{slug(t.name)}.jsonl"
+                    ids = [t.dataset.sample_id(i) for i in range(len(t.dataset))]
+                    write_predictions(path, module.predictions[t.name], t.resolutions, ids, t.dataset.classnames)
+            for t in tasks:
+                recs = [r for r in module.records if r["dataset"] == t.name]
+                accs = ", ".join(f"{r['resolution']}: {100 * r['top1']:.1f}%" for r in recs)
+                log(f"{model.label} on {t.name} ({recs[0]['num_samples']} images): {accs}")
+        del backbone, module
     return store.records()
 
 

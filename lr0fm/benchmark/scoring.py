@@ -11,8 +11,10 @@ from torchmetrics import Metric
 from lr0fm.models.base import Backbone
 
 
-def predict_top5(backbone: Backbone, classifier: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
-    """Top-5 predicted classes of every view.
+def predict_top5(
+    backbone: Backbone, classifier: torch.Tensor, views: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-5 predicted classes of every view, with their cosine similarities.
 
     Args:
         backbone: the image encoder.
@@ -20,42 +22,63 @@ def predict_top5(backbone: Backbone, classifier: torch.Tensor, views: torch.Tens
         views: ``[B, R, 3, H, W]`` preprocessed images at R resolutions.
 
     Returns:
-        ``[B, R, k]`` class indices, best first (``k = min(5, C)``).
+        ``[B, R, k]`` class indices, best first (``k = min(5, C)``), and ``[B, R, k]`` float32 cosine
+        similarities of image and class embeddings.
     """
     b, r = views.shape[:2]
     feats = F.normalize(backbone.encode_image(views.flatten(0, 1)).float(), dim=-1)
     logits = feats @ classifier.float().t()
-    return logits.topk(min(5, classifier.shape[0]), dim=-1).indices.view(b, r, -1)
+    top = logits.topk(min(5, classifier.shape[0]), dim=-1)
+    return top.indices.view(b, r, -1), top.values.view(b, r, -1)
 
 
 class ZeroShotCounts(Metric):
-    """Top-1/top-5 hit counts per resolution, plus per-sample predictions; summed/gathered across ranks."""
+    """Top-1/top-5 hits per resolution and per class, plus per-sample predictions; summed/gathered across ranks.
+
+    Args:
+        num_resolutions: views per image.
+        num_classes: size of the classifier (for the per-class hits behind mean per-class recall).
+        keep_predictions: also keep per-sample top-5 classes and scores.
+    """
 
     full_state_update = False
 
-    def __init__(self, num_resolutions: int, keep_predictions: bool = True) -> None:
+    def __init__(self, num_resolutions: int, num_classes: int, keep_predictions: bool = True) -> None:
         super().__init__()
         self.keep_predictions = keep_predictions
         self.add_state("top1", torch.zeros(num_resolutions, dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("top5", torch.zeros(num_resolutions, dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("total", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("skipped", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("class_top1", torch.zeros(num_resolutions, num_classes, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("class_total", torch.zeros(num_classes, dtype=torch.long), dist_reduce_fx="sum")
         if keep_predictions:
             self.add_state("indices", [], dist_reduce_fx="cat")
             self.add_state("labels", [], dist_reduce_fx="cat")
             self.add_state("preds", [], dist_reduce_fx="cat")
+            self.add_state("scores", [], dist_reduce_fx="cat")
 
-    def update(self, top5: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor, skipped: int = 0) -> None:
-        """Add a batch: ``top5`` is ``[B, R, k]``, ``labels`` and ``indices`` are ``[B]``."""
+    def update(
+        self,
+        top5: torch.Tensor,
+        labels: torch.Tensor,
+        indices: torch.Tensor,
+        skipped: int = 0,
+        scores: torch.Tensor | None = None,
+    ) -> None:
+        """Add a batch: ``top5`` (and ``scores``) are ``[B, R, k]``, ``labels`` and ``indices`` are ``[B]``."""
         hits = top5 == labels.view(-1, 1, 1)
         self.top1 += hits[..., 0].sum(0)
         self.top5 += hits.any(-1).sum(0)
         self.total += labels.numel()
         self.skipped += int(skipped)
+        self.class_top1.index_add_(1, labels, hits[..., 0].t().long())
+        self.class_total += torch.bincount(labels, minlength=self.class_total.numel())
         if self.keep_predictions:
             self.indices.append(indices)
             self.labels.append(labels)
             self.preds.append(top5)
+            self.scores.append(scores if scores is not None else torch.full(top5.shape, float("nan")))
 
     def add_skipped(self, skipped: int) -> None:
         """Count corrupt images dropped from a batch that had no decodable sample."""
@@ -64,14 +87,16 @@ class ZeroShotCounts(Metric):
     def compute(self) -> dict[str, torch.Tensor]:
         """Counts (and per-sample predictions ordered by sample index)."""
         out = {"top1": self.top1, "top5": self.top5, "total": self.total, "skipped": self.skipped}
+        out.update(class_top1=self.class_top1, class_total=self.class_total)
         if self.keep_predictions:
             if isinstance(self.indices, list) and not self.indices:
                 idx = torch.zeros(0, dtype=torch.long)
-                out.update(indices=idx, labels=idx, preds=torch.zeros(0, len(self.top1), 5, dtype=torch.long))
+                empty = torch.zeros(0, len(self.top1), 5)
+                out.update(indices=idx, labels=idx, preds=empty.long(), scores=empty)
             else:
-                idx, labels, preds = (_cat(x) for x in (self.indices, self.labels, self.preds))
+                idx, labels, preds, scores = (_cat(x) for x in (self.indices, self.labels, self.preds, self.scores))
                 order = idx.argsort()
-                out.update(indices=idx[order], labels=labels[order], preds=preds[order])
+                out.update(indices=idx[order], labels=labels[order], preds=preds[order], scores=scores[order])
         return out
 
 
@@ -94,6 +119,9 @@ def counts_to_records(
     total = int(counts["total"])
     # torchmetrics squeezes one-element outputs of compute(): with one resolution the counts are 0-dim
     top1, top5 = counts["top1"].reshape(-1), counts["top5"].reshape(-1)
+    class_total = counts["class_total"].reshape(-1)
+    class_top1 = counts["class_top1"].reshape(len(top1), -1)
+    present = class_total > 0
     records = []
     for i, res in enumerate(resolutions):
         rec = {
@@ -104,6 +132,10 @@ def counts_to_records(
             **({"chain": chain} if chain is not None else {}),
             "top1": int(top1[i]) / total if total else float("nan"),
             "top5": int(top5[i]) / total if total else float("nan"),
+            # CLIP_benchmark's mean_per_class_recall: mean over the classes that have test images
+            "mean_per_class_recall": float((class_top1[i][present].double() / class_total[present]).mean())
+            if bool(present.any())
+            else float("nan"),
             "num_samples": total,
             "num_classes": num_classes,
         }

@@ -153,7 +153,9 @@ class ResultsTable:
                 first = self._index[key]
                 raise ResultsTableError(
                     f"duplicate rows for model {row.model!r}, dataset {row.dataset!r}, resolution "
-                    f"{row.resolution}: {first.where} and {row.where}; keep one of them"
+                    f"{row.resolution}: {first.where} and {row.where}; keep one of them (a results folder of an "
+                    "older lr0fm: any `lr0fm benchmark --output DIR` run repairs it, keeping the newest row of each "
+                    "cell)"
                 )
             self._index[key] = row
         self._check_ranges()

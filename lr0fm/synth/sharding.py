@@ -5,24 +5,21 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
+from lr0fm import jobs
 from lr0fm.synth.config import SynthError
 
 
 def parse_shard(text: str) -> tuple[int, int]:
-    """Parse ``"i/N"`` (0-based ``i`` < ``N``) into ``(i, N)``.
+    """Parse ``"i/N"`` (0-based ``i`` < ``N``) into ``(i, N)`` (:func:`lr0fm.jobs.parse_shard`).
 
     Raises:
         SynthError: if ``text`` is not of that form.
 
     """
-    index, sep, count = text.partition("/")
     try:
-        shard = int(index), int(count)
-    except ValueError:
-        shard = None
-    if not sep or shard is None or not 0 <= shard[0] < shard[1]:
-        raise SynthError(f"--shard {text!r} is not of the form i/N with 0 <= i < N (e.g. 0/4 ... 3/4).")
-    return shard
+        return jobs.parse_shard(text)
+    except ValueError as exc:
+        raise SynthError(str(exc)) from None
 
 
 def shard_from_env(environ: Mapping[str, str] | None = None) -> tuple[int, int]:

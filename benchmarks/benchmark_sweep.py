@@ -1,0 +1,104 @@
+"""Fixed cost per extra (model, dataset) cell of a sweep, measured as a user runs it: whole processes.
+
+Twelve small generated datasets (photo-sized JPEGs in the on-disk layout of ``folder:``) and a small random
+open_clip ViT at 224 px (``benchmarks/benchmark_speed.py``'s ``SPEED_CLIP``), five resolutions. Timed in the
+same run, every process started from the shell with stdout to a log file as under SLURM:
+
+* ``one``: ``lr0fm benchmark`` on one of the datasets;
+* ``twelve``: ``lr0fm benchmark`` on all twelve in one process (one Trainer, one ``validate`` per model);
+* ``per-cell``: the same twelve datasets as twelve in-process ``run_benchmark`` calls of one dataset each (a
+  Trainer, its workers and a ``validate`` per cell: how the sweep ran before), inside one process.
+
+The issue's floor: ``twelve / one`` at most 1.5. The script prints both ratios and the cost of each extra cell.
+
+    python benchmarks/benchmark_sweep.py [--datasets 12] [--images 16] [--workers 2] [--repeat 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark_speed import SPEED_CLIP, make_dataset  # noqa: E402
+
+RESOLUTIONS = ["16", "32", "64", "128", "hr"]
+
+
+def run(cmd: list[str], log: Path) -> float:
+    """Seconds a whole process takes, its stdout and stderr going to ``log``."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONWARNINGS="ignore")
+    start = time.perf_counter()
+    with log.open("w") as fh:
+        done = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
+    elapsed = time.perf_counter() - start
+    if done.returncode:
+        sys.exit(f"{' '.join(cmd[:6])} ... failed; see {log}")
+    return elapsed
+
+
+PER_CELL = """
+import sys
+from lr0fm.benchmark.config import BenchmarkConfig
+from lr0fm.benchmark.runner import run_benchmark
+model, out, workers, *datasets = sys.argv[1:]
+for i, dataset in enumerate(datasets):
+    run_benchmark(BenchmarkConfig(models=[model], datasets=[dataset], resolutions={res}, output=f"{{out}}/{{i}}",
+                                  accelerator="cpu", workers=int(workers), batch_size=64, predictions=False,
+                                  seed=0), log=lambda *_: None)
+"""
+
+
+def main() -> None:
+    """Time the three ways on the same data and print the ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", type=int, default=12)
+    parser.add_argument("--images", type=int, default=16, help="images per dataset")
+    parser.add_argument("--classes", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=2, help="interleaved repetitions; the best time is reported")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        model = tmp / "speed-clip.json"
+        model.write_text(json.dumps(SPEED_CLIP))
+        datasets = [
+            f"folder:{make_dataset(tmp / f'd{i}', args.images, args.classes, seed=i)}" for i in range(args.datasets)
+        ]
+        spec = f"{model}"
+        common = ["--model", spec, "--resolutions", *RESOLUTIONS, "--accelerator", "cpu", "--seed", "0",
+                  "--workers", str(args.workers), "--no_predictions"]  # fmt: skip
+        cli = [sys.executable, "-m", "lr0fm.cli", "benchmark"]
+        script = PER_CELL.format(res=RESOLUTIONS)
+        times: dict[str, float] = {}
+        for rep in range(args.repeat):
+            runs = {
+                "one": [*cli, *common, "--dataset", datasets[0], "--output", str(tmp / f"one{rep}")],
+                "twelve": [*cli, *common, "--dataset", *datasets, "--output", str(tmp / f"all{rep}")],
+                "per-cell": [sys.executable, "-c", script, spec, str(tmp / f"cell{rep}"), str(args.workers),
+                             *datasets],  # fmt: skip
+            }
+            for name, cmd in runs.items():
+                seconds = run(cmd, tmp / f"{name}{rep}.log")
+                times[name] = min(times.get(name, float("inf")), seconds)
+        n = args.datasets
+        print(f"{n} datasets x {args.images} images ({args.classes} classes, 500x375 JPEGs), 5 resolutions, "
+              f"random ViT at 224 px, {args.workers} workers, CPU; whole processes, best of {args.repeat}")  # fmt: skip
+        print(f"  one dataset, one process            {times['one']:7.1f} s")
+        print(f"  {n} datasets, one process (lr0fm)   {times['twelve']:7.1f} s   {times['twelve'] / times['one']:.2f}x one")
+        print(f"  {n} datasets, Trainer per cell      {times['per-cell']:7.1f} s   {times['per-cell'] / times['one']:.2f}x one")
+        extra = (times["twelve"] - times["one"]) / (n - 1)
+        extra_cell = (times["per-cell"] - times["one"]) / (n - 1)
+        print(f"  cost of each extra cell: {extra:.2f} s (one Trainer per sweep) vs {extra_cell:.2f} s (per cell)")
+        print(f"  one Trainer per sweep is {times['per-cell'] / times['twelve']:.2f}x faster than a Trainer per cell")
+
+
+if __name__ == "__main__":
+    main()
