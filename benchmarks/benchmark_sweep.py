@@ -82,8 +82,15 @@ def main() -> None:
             runs = {
                 "one": [*cli, *common, "--dataset", datasets[0], "--output", str(tmp / f"one{rep}")],
                 "twelve": [*cli, *common, "--dataset", *datasets, "--output", str(tmp / f"all{rep}")],
-                "per-cell": [sys.executable, "-c", script, spec, str(tmp / f"cell{rep}"), str(args.workers),
-                             *datasets],  # fmt: skip
+                "per-cell": [
+                    sys.executable,
+                    "-c",
+                    script,
+                    spec,
+                    str(tmp / f"cell{rep}"),
+                    str(args.workers),
+                    *datasets,
+                ],  # fmt: skip
             }
             for name, cmd in runs.items():
                 seconds = run(cmd, tmp / f"{name}{rep}.log")
@@ -91,9 +98,10 @@ def main() -> None:
         n = args.datasets
         print(f"{n} datasets x {args.images} images ({args.classes} classes, 500x375 JPEGs), 5 resolutions, "
               f"random ViT at 224 px, {args.workers} workers, CPU; whole processes, best of {args.repeat}")  # fmt: skip
-        print(f"  one dataset, one process            {times['one']:7.1f} s")
-        print(f"  {n} datasets, one process (lr0fm)   {times['twelve']:7.1f} s   {times['twelve'] / times['one']:.2f}x one")
-        print(f"  {n} datasets, Trainer per cell      {times['per-cell']:7.1f} s   {times['per-cell'] / times['one']:.2f}x one")
+        one = times["one"]
+        print(f"  one dataset, one process            {one:7.1f} s")
+        print(f"  {n} datasets, one process (lr0fm)   {times['twelve']:7.1f} s   {times['twelve'] / one:.2f}x one")
+        print(f"  {n} datasets, Trainer per cell      {times['per-cell']:7.1f} s   {times['per-cell'] / one:.2f}x one")
         extra = (times["twelve"] - times["one"]) / (n - 1)
         extra_cell = (times["per-cell"] - times["one"]) / (n - 1)
         print(f"  cost of each extra cell: {extra:.2f} s (one Trainer per sweep) vs {extra_cell:.2f} s (per cell)")
