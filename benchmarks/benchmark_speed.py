@@ -243,9 +243,10 @@ def run_fast(
     )
     classifier = ClassifierCache().for_dataset(backbone, dataset, device=torch.device(device))
     loader = make_loader(MultiResolutionDataset(dataset, transform), batch_size=batch_size, num_workers=workers)
-    counts = ZeroShotCounts(len(resolutions), keep_predictions=True)
-    for views, labels, indices, _ in loader:
-        counts.update(predict_top5(backbone, classifier, views.to(device)).cpu(), labels, indices)
+    counts = ZeroShotCounts(len(resolutions), dataset.num_classes, keep_predictions=True)
+    for views, labels, indices, *_ in loader:
+        top5, scores = predict_top5(backbone, classifier, views.to(device))
+        counts.update(top5.cpu(), labels, indices, scores=scores.cpu())
     top5 = counts.compute()["preds"]
     return {str(r): top5[:, i].tolist() for i, r in enumerate(resolutions)}
 

@@ -35,19 +35,56 @@ class MultiResolutionDataset(Dataset):
 
 
 def collate(batch):
-    """Stack the decodable samples; return ``(views, labels, indices, corrupt)``.
+    """Stack the decodable samples; return ``(views, labels, indices, corrupt, task)``.
 
     ``corrupt`` lists ``(path, reason)`` of undecodable samples; the tensors are ``None`` when the whole
-    batch was undecodable.
+    batch was undecodable. ``task`` is the index of the dataset the batch comes from (a batch never mixes
+    datasets; 0 for a plain :class:`MultiResolutionDataset`).
     """
+    task = batch[0][4] if len(batch[0]) > 4 else 0
     kept = [b for b in batch if b[0] is not None]
     corrupt = [b[3] for b in batch if b[0] is None]
     if not kept:
-        return None, None, None, corrupt
+        return None, None, None, corrupt, task
     views = torch.stack([b[0] for b in kept])
     labels = torch.tensor([b[1] for b in kept], dtype=torch.long)
     indices = torch.tensor([b[2] for b in kept], dtype=torch.long)
-    return views, labels, indices, corrupt
+    return views, labels, indices, corrupt, task
+
+
+class TaskDatasets(Dataset):
+    """Several :class:`MultiResolutionDataset` behind one index: item ``(task, i)`` is item ``i`` of dataset ``task``.
+
+    With :class:`TaskBatchSampler`, one DataLoader (one set of workers, kept alive) serves every dataset of a
+    backbone, and the workers already decode the next dataset while the model scores the current one.
+    """
+
+    def __init__(self, datasets: list[MultiResolutionDataset]) -> None:
+        self.datasets = datasets
+
+    def __getitem__(self, key: tuple[int, int]):
+        task, index = key
+        return (*self.datasets[task][index], task)
+
+
+class TaskBatchSampler(Sampler[list[tuple[int, int]]]):
+    """Batches of ``(task, index)``, dataset after dataset, each this rank's strided shard with no padding.
+
+    Every sample is seen by exactly one rank (``index % world_size == rank``), so counts summed over ranks
+    equal a single-process run; a batch never mixes datasets.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, rank: int = 0, world_size: int = 1) -> None:
+        self.lengths, self.batch_size, self.rank, self.world_size = lengths, batch_size, rank, world_size
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for task, length in enumerate(self.lengths):
+            mine = range(self.rank, length, self.world_size)
+            for start in range(0, len(mine), self.batch_size):
+                yield [(task, i) for i in mine[start : start + self.batch_size]]
+
+    def __len__(self) -> int:
+        return sum(-(-len(range(self.rank, n, self.world_size)) // self.batch_size) for n in self.lengths)
 
 
 def check_corrupt(corrupt: list[tuple[str, str]], skip_corrupt: bool) -> int:
@@ -57,24 +94,8 @@ def check_corrupt(corrupt: list[tuple[str, str]], skip_corrupt: bool) -> int:
     return len(corrupt)
 
 
-class ShardSampler(Sampler[int]):
-    """Deterministic strided sharding ``rank::world_size`` with no padding and no duplicates.
-
-    Every sample is seen by exactly one rank, so summed counts over ranks equal a single-process run.
-    """
-
-    def __init__(self, length: int, rank: int = 0, world_size: int = 1) -> None:
-        self.length, self.rank, self.world_size = length, rank, world_size
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(range(self.rank, self.length, self.world_size))
-
-    def __len__(self) -> int:
-        return len(range(self.rank, self.length, self.world_size))
-
-
 def make_loader(
-    dataset: MultiResolutionDataset,
+    datasets: MultiResolutionDataset | list[MultiResolutionDataset],
     *,
     batch_size: int,
     num_workers: int,
@@ -82,11 +103,14 @@ def make_loader(
     world_size: int = 1,
     pin_memory: bool = False,
 ) -> DataLoader:
-    """A DataLoader over this rank's shard (persistent workers, optional pinned memory)."""
+    """One DataLoader over this rank's shard of every dataset (persistent workers, optional pinned memory).
+
+    Batches come dataset after dataset and carry the dataset's index (:func:`collate`).
+    """
+    datasets = datasets if isinstance(datasets, list) else [datasets]
     return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=ShardSampler(len(dataset), rank, world_size),
+        TaskDatasets(datasets),
+        batch_sampler=TaskBatchSampler([len(d) for d in datasets], batch_size, rank, world_size),
         num_workers=num_workers,
         collate_fn=collate,
         pin_memory=pin_memory,

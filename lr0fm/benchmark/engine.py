@@ -88,20 +88,19 @@ def evaluate_backbone(
     module.counts.to(device)
     module.classifiers = [cache.for_dataset(backbone, t.dataset, device=device) for t in tasks]
     module.on_validation_epoch_start()
-    for index, task in enumerate(tasks):
-        loader = make_loader(
-            MultiResolutionDataset(task.dataset, transform),
-            batch_size=batch_size,
-            num_workers=num_workers,
-            rank=rank,
-            world_size=world,
-            pin_memory=device.type == "cuda",
-        )
-        for step, (views, labels, indices, corrupt) in enumerate(loader):
-            if views is not None:
-                views, labels, indices = (x.to(device, non_blocking=True) for x in (views, labels, indices))
-            with forward_context():
-                module.validation_step((views, labels, indices, corrupt), step, index)
+    loader = make_loader(
+        [MultiResolutionDataset(task.dataset, transform) for task in tasks],
+        batch_size=batch_size,
+        num_workers=num_workers,
+        rank=rank,
+        world_size=world,
+        pin_memory=device.type == "cuda",
+    )
+    for step, (views, labels, indices, corrupt, task) in enumerate(loader):
+        if views is not None:
+            views, labels, indices = (x.to(device, non_blocking=True) for x in (views, labels, indices))
+        with forward_context():
+            module.validation_step((views, labels, indices, corrupt, task), step)
     module.on_validation_epoch_end()
     return module.records
 

@@ -38,16 +38,16 @@ class ZeroShotTask:
 
 
 class ZeroShotModule(L.LightningModule):
-    """Scores one backbone on several datasets (one validation dataloader each) at several resolutions.
+    """Scores one backbone on several datasets at several resolutions (one dataloader serves them all).
 
     The text classifiers are built when validation starts, on the device the Trainer placed the module on
     (so nothing guesses ranks or moves the backbone back and forth). After ``trainer.validate(module,
-    dataloaders)``, :attr:`records` holds one results-table record per (dataset, resolution), identical on
+    dataloader)``, :attr:`records` holds one results-table record per (dataset, resolution), identical on
     every rank, and :attr:`predictions` the per-sample top-5 classes and scores of each dataset.
 
     Args:
         backbone: the model (its image encoder is used; classifiers come from ``classifier_fn``).
-        tasks: the datasets, in dataloader order.
+        tasks: the datasets; a batch's ``task`` field indexes them (:func:`lr0fm.benchmark.data.make_loader`).
         classifier_fn: builds (or fetches from a cache) a dataset's classifier on a device.
         model_name: ``model`` column of the records.
         protocol: ``protocol`` column of the records (the LR protocol's name).
@@ -95,16 +95,16 @@ class ZeroShotModule(L.LightningModule):
         for counts in self.counts:
             counts.reset()
 
-    def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
-        """Predict every view of the batch and count hits for dataset ``dataloader_idx``."""
-        views, labels, indices, corrupt = batch
-        counts = self.counts[dataloader_idx]
+    def validation_step(self, batch, batch_idx: int) -> None:
+        """Predict every view of the batch and count hits for the batch's dataset (:func:`~.data.collate`)."""
+        views, labels, indices, corrupt, task = batch
+        counts = self.counts[task]
         skipped = check_corrupt(corrupt, self.skip_corrupt)
         if views is None:
             counts.add_skipped(skipped)
             return
         with torch.no_grad():
-            top5, scores = predict_top5(self.backbone, self.classifiers[dataloader_idx], views)
+            top5, scores = predict_top5(self.backbone, self.classifiers[task], views)
         counts.update(top5, labels, indices, skipped, scores)
 
     test_step = validation_step

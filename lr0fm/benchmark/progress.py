@@ -75,11 +75,11 @@ class SweepProgress(Callback):
             self._current = -1
 
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
-        """A new dataloader is a new cell."""
-        if not trainer.is_global_zero or dataloader_idx == self._current:
+        """A batch of a new dataset starts a new cell."""
+        if not trainer.is_global_zero or batch[4] == self._current:
             return
         self._end_cell()
-        self._begin_cell(dataloader_idx)
+        self._begin_cell(batch[4])
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         """Count the batch's images; off a terminal, print a line every ``every`` seconds."""
@@ -91,7 +91,8 @@ class SweepProgress(Callback):
         if self.interactive or now - self.last_line < self.every:
             return
         self.last_line = now
-        size = len(self.tasks[dataloader_idx].dataset)
+        task = self.tasks[batch[4]]
+        size = len(task.dataset)
         # this rank scores 1/world_size of the images: scale to the whole dataset
         done = min(size, self.images * trainer.world_size)
         rate = done / max(now - self.cell_start, 1e-9)
@@ -100,7 +101,7 @@ class SweepProgress(Callback):
         per_cell = (self.measured_seconds + now - self.cell_start) / (self.measured_cells + fraction)
         sweep_eta = cell_eta + per_cell * (self.total_cells - self.cells_done - 1)
         self.write(
-            f"  {self.model} · {self.tasks[dataloader_idx].name}: {done}/{size} images, {rate:.1f} img/s, "
+            f"  {self.model} · {task.name}: {done}/{size} images, {rate:.1f} img/s, "
             f"cell ETA {_duration(cell_eta)}, sweep ETA {_duration(sweep_eta)}"
         )
 

@@ -156,19 +156,16 @@ def run_benchmark(config: BenchmarkConfig, *, log=_print) -> list[dict]:
             keep_predictions=config.predictions,
             skip_corrupt=config.skip_corrupt,
         )
-        loaders = [
-            make_loader(
-                MultiResolutionDataset(t.dataset, protocol.transform(backbone, t.resolutions)),
-                batch_size=config.batch_size,
-                num_workers=config.workers,
-                rank=trainer.global_rank,
-                world_size=trainer.world_size,
-                pin_memory=trainer.strategy.root_device.type == "cuda",
-            )
-            for t in tasks
-        ]
+        loader = make_loader(  # one set of workers for all of the model's datasets
+            [MultiResolutionDataset(t.dataset, protocol.transform(backbone, t.resolutions)) for t in tasks],
+            batch_size=config.batch_size,
+            num_workers=config.workers,
+            rank=trainer.global_rank,
+            world_size=trainer.world_size,
+            pin_memory=trainer.strategy.root_device.type == "cuda",
+        )
         progress.start_model(model.label, tasks)
-        trainer.validate(module, dataloaders=loaders, verbose=False)
+        trainer.validate(module, dataloaders=loader, verbose=False)
         if trainer.is_global_zero:
             columns = info.columns()
             store.upsert({**rec, **columns} for rec in module.records)
