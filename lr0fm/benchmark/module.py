@@ -16,6 +16,8 @@ from lr0fm.models.base import Backbone
 
 #: ``(backbone, dataset, device) -> [C, D]`` normalised class embeddings (e.g. ``ClassifierCache.for_dataset``).
 ClassifierFn = Callable[[Backbone, ZeroShotDataset, torch.device], torch.Tensor]
+#: ``(task, records, predictions or None) -> None``, called when a dataset is finished.
+TaskEndFn = Callable[["ZeroShotTask", list[dict], dict | None], None]
 
 
 @dataclass
@@ -53,6 +55,8 @@ class ZeroShotModule(L.LightningModule):
         protocol: ``protocol`` column of the records (the LR protocol's name).
         keep_predictions: also gather per-sample predictions.
         skip_corrupt: skip undecodable images (counted) instead of stopping with the file's name.
+        on_task_end: called on every rank as soon as a dataset is finished, with its task, records and
+            predictions (``lr0fm benchmark`` writes them there, so a kill loses at most the dataset in progress).
     """
 
     def __init__(
@@ -65,6 +69,7 @@ class ZeroShotModule(L.LightningModule):
         protocol: str | None = None,
         keep_predictions: bool = True,
         skip_corrupt: bool = False,
+        on_task_end: TaskEndFn | None = None,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -77,8 +82,10 @@ class ZeroShotModule(L.LightningModule):
             ZeroShotCounts(len(t.resolutions), t.dataset.num_classes, keep_predictions) for t in self.tasks
         )
         self.classifiers: list[torch.Tensor | None] = [None] * len(self.tasks)
+        self.on_task_end = on_task_end
         self.records: list[dict] = []
         self.predictions: dict[str, dict[str, torch.Tensor]] = {}
+        self._finished = 0
 
     def build_classifiers(self) -> None:
         """Build every task's classifier on the module's device (once; a cache makes reruns free)."""
@@ -94,10 +101,12 @@ class ZeroShotModule(L.LightningModule):
         """Start from zero counts."""
         for counts in self.counts:
             counts.reset()
+        self.records, self.predictions, self._finished = [], {}, 0
 
     def validation_step(self, batch, batch_idx: int) -> None:
         """Predict every view of the batch and count hits for the batch's dataset (:func:`~.data.collate`)."""
         views, labels, indices, corrupt, task = batch
+        self._finish_tasks(task)  # the datasets before this one are complete on this rank
         counts = self.counts[task]
         skipped = check_corrupt(corrupt, self.skip_corrupt)
         if views is None:
@@ -112,36 +121,42 @@ class ZeroShotModule(L.LightningModule):
     on_test_epoch_start = on_validation_epoch_start
 
     def on_validation_epoch_end(self) -> None:
-        """Synchronise counts across ranks and turn them into records (logged as ``top1/<dataset>/<res>``)."""
-        self.records, self.predictions = [], {}
-        for task, counts, classifier in zip(self.tasks, self.counts, self.classifiers):
-            result = counts.compute()
-            records = counts_to_records(
-                result,
-                model=self.model_name,
-                dataset=task.name,
-                resolutions=task.resolutions,
-                num_classes=int(classifier.shape[0]),
-                protocol=self.protocol,
-                chain=task.chain,
-            )
-            self.records += [{**rec, **task.extra} for rec in records]
-            if "indices" in result:  # torchmetrics squeezes one-element outputs (one image): unsqueeze
-                shape = (-1, len(task.resolutions), min(5, int(classifier.shape[0])))
-                self.predictions[task.name] = {
-                    "indices": result["indices"].reshape(-1).cpu(),
-                    "labels": result["labels"].reshape(-1).cpu(),
-                    "preds": result["preds"].reshape(shape).cpu(),
-                    "scores": result["scores"].reshape(shape).float().cpu(),
-                }
-            if self._trainer is not None:  # driven by a Trainer (lr0fm benchmark), not by evaluate_backbone
-                for rec in records:
-                    self.log(
-                        f"top1/{task.name}/{rec['resolution']}",
-                        rec["top1"],
-                        rank_zero_only=True,
-                        add_dataloader_idx=False,
-                    )
-            counts.reset()
+        """Finish the datasets not finished yet."""
+        self._finish_tasks(len(self.tasks))
+
+    def _finish_tasks(self, upto: int) -> None:
+        """Finish tasks ``[finished, upto)`` in order: every rank does so in the same order (sync is collective)."""
+        while self._finished < upto:
+            self._finish(self._finished)
+            self._finished += 1
+
+    def _finish(self, index: int) -> None:
+        """Synchronise a dataset's counts across ranks, make its records (and report them to ``on_task_end``)."""
+        task, counts, classifier = self.tasks[index], self.counts[index], self.classifiers[index]
+        result = counts.compute()
+        records = counts_to_records(
+            result,
+            model=self.model_name,
+            dataset=task.name,
+            resolutions=task.resolutions,
+            num_classes=int(classifier.shape[0]),
+            protocol=self.protocol,
+            chain=task.chain,
+        )
+        records = [{**rec, **task.extra} for rec in records]
+        self.records += records
+        if "indices" in result:  # torchmetrics squeezes one-element outputs (one image): unsqueeze
+            shape = (-1, len(task.resolutions), min(5, int(classifier.shape[0])))
+            self.predictions[task.name] = {
+                "indices": result["indices"].reshape(-1).cpu(),
+                "labels": result["labels"].reshape(-1).cpu(),
+                "preds": result["preds"].reshape(shape).cpu(),
+                "scores": result["scores"].reshape(shape).float().cpu(),
+            }
+        if self._trainer is not None and self.logger is not None:  # lr0fm benchmark: TensorBoard scalars
+            self.logger.log_metrics({f"top1/{task.name}/{rec['resolution']}": rec["top1"] for rec in records}, step=0)
+        counts.reset()
+        if self.on_task_end is not None:
+            self.on_task_end(task, records, self.predictions.get(task.name))
 
     on_test_epoch_end = on_validation_epoch_end

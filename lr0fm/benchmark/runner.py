@@ -147,6 +147,18 @@ def run_benchmark(config: BenchmarkConfig, *, log=_print) -> list[dict]:
             ZeroShotTask(name, datasets[name], todo, chain.name, {"dataset_size": len(datasets[name]), **extra})
             for name, todo in pending.items()
         ]
+
+        def write(task, records, predictions, label=model.label, info=info, writer=trainer.is_global_zero) -> None:
+            if not writer:  # every rank finishes the dataset; one writes it
+                return
+            store.upsert({**rec, **info.columns()} for rec in records)
+            if config.predictions and predictions is not None:
+                path = output / "predictions" / protocol.name / slug(label) / f"{slug(task.name)}.jsonl"
+                ids = [task.dataset.sample_id(i) for i in range(len(task.dataset))]
+                write_predictions(path, predictions, task.resolutions, ids, task.dataset.classnames)
+            accs = ", ".join(f"{r['resolution']}: {100 * r['top1']:.1f}%" for r in records)
+            log(f"{label} on {task.name} ({records[0]['num_samples']} images): {accs}")
+
         module = ZeroShotModule(
             backbone,
             tasks,
@@ -155,6 +167,7 @@ def run_benchmark(config: BenchmarkConfig, *, log=_print) -> list[dict]:
             protocol=protocol.name,
             keep_predictions=config.predictions,
             skip_corrupt=config.skip_corrupt,
+            on_task_end=write,
         )
         loader = make_loader(  # one set of workers for all of the model's datasets
             [MultiResolutionDataset(t.dataset, protocol.transform(backbone, t.resolutions)) for t in tasks],
@@ -166,18 +179,6 @@ def run_benchmark(config: BenchmarkConfig, *, log=_print) -> list[dict]:
         )
         progress.start_model(model.label, tasks)
         trainer.validate(module, dataloaders=loader, verbose=False)
-        if trainer.is_global_zero:
-            columns = info.columns()
-            store.upsert({**rec, **columns} for rec in module.records)
-            if config.predictions:
-                for t in tasks:
-                    path = output / "predictions" / protocol.name / slug(model.label) / f"{slug(t.name)}.jsonl"
-                    ids = [t.dataset.sample_id(i) for i in range(len(t.dataset))]
-                    write_predictions(path, module.predictions[t.name], t.resolutions, ids, t.dataset.classnames)
-            for t in tasks:
-                recs = [r for r in module.records if r["dataset"] == t.name]
-                accs = ", ".join(f"{r['resolution']}: {100 * r['top1']:.1f}%" for r in recs)
-                log(f"{model.label} on {t.name} ({recs[0]['num_samples']} images): {accs}")
         del backbone, module
     return store.records()
 
