@@ -199,7 +199,7 @@ def run_engine(
     run_benchmark(config, log=lambda *_: None)
     (path,) = (output / "predictions").rglob("*.jsonl")
     lines = [json.loads(line) for line in path.read_text().splitlines()]
-    return {str(r): [line["top5"][str(r)] for line in lines] for r in resolutions}
+    return {str(r): [line["top5"][str(r)]["classes"] for line in lines] for r in resolutions}
 
 
 def run_loop(

@@ -571,3 +571,25 @@ def test_progress_lines_in_a_log_file(world, tmp_path):
     assert f"[2/2] {world.model} · folder:{world.b} · 8/16/hr" in text
     assert re.search(r"folder:\S+: \d+/21 images, [\d.]+ img/s, cell ETA \S+, sweep ETA \S+", text)
     assert "\r" not in text  # no progress bar redraws in a log file
+
+
+def test_clip_benchmark_export_reads_back_as_clip_benchmark_build_does(world, reference, tmp_path):
+    out, export = tmp_path / "out", tmp_path / "cb"
+    shutil.copytree(reference, out)
+    assert cli_main(bench_args(world, [world.a, world.b], out, "--export_clip_benchmark", str(export))) == 0
+    files = sorted((export / "paper").glob("*_en_zeroshot_classification.json"))
+    rows = read_csv(out / "results.csv")
+    assert len(files) == len(rows)
+    built = {}
+    for path in files:  # what `clip_benchmark build` does with each file: metrics and keys into one CSV row
+        data = json.loads(path.read_text())
+        row = {**data["metrics"], **{k: v for k, v in data.items() if k != "metrics"}}
+        row["model_fullname"] = row["model"] + " " + row["pretrained"]
+        assert row["task"] == "zeroshot_classification" and row["language"] == "en"
+        built[(row["dataset"], str(row["resolution"]))] = row
+    for r in rows:
+        name = r["dataset"] if r["resolution"] == "hr" else f"{r['dataset']}@{r['resolution']}px"
+        row = built[(name, r["resolution"])]
+        assert row["model_fullname"].replace(" ", ":", 1).rstrip(":") == r["model"]
+        assert (row["acc1"], row["acc5"]) == (pytest.approx(float(r["top1"])), pytest.approx(float(r["top5"])))
+        assert row["mean_per_class_recall"] == pytest.approx(float(r["mean_per_class_recall"]))

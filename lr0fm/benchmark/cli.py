@@ -40,6 +40,8 @@ HELP = {
     "shard": "i/N: measure the i-th of N disjoint parts of the (model, dataset) cells, for N jobs writing one "
     "output folder; slurm-array: i/N from the SLURM job array",
     "log_every": "seconds between progress lines when stdout is not a terminal (a log file)",
+    "export_clip_benchmark": "also write the rows as CLIP_benchmark per-run JSON under this folder (for "
+    "`clip_benchmark build`)",
 }
 
 

@@ -39,6 +39,8 @@ class BenchmarkConfig:
         shard: ``i/N`` measures the ``i``-th of N disjoint parts of the (model, dataset) cells (independent
             jobs writing one output folder); ``slurm-array`` reads ``i/N`` from a SLURM job array.
         log_every: seconds between progress lines when stdout is not a terminal (a log file).
+        export_clip_benchmark: also write every row of this protocol as CLIP_benchmark's per-run JSON under
+            this folder (``clip_benchmark build DIR/PROTOCOL/*.json`` makes its CSV).
     """
 
     models: list[str]
@@ -62,3 +64,4 @@ class BenchmarkConfig:
     predictions: bool = True
     shard: str | None = None
     log_every: float = 30.0
+    export_clip_benchmark: str | None = None

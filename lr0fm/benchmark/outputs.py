@@ -153,6 +153,40 @@ def write_predictions(
             fh.write(json.dumps(line) + "\n")
 
 
+def export_clip_benchmark(records: Iterable[dict], directory: Path) -> list[Path]:
+    """Write each row as the per-run JSON of LAION's CLIP_benchmark, which ``clip_benchmark build`` reads.
+
+    CLIP_benchmark has no notion of resolution: a low-resolution row's ``dataset`` reads ``NAME@16px`` (HR rows
+    keep the plain name); ``model`` and ``pretrained`` are the two halves of an ``ARCH:TAG`` spec. The row's
+    protocol and resolution ride along as extra keys (``build`` copies every key into its CSV).
+    """
+    written = []
+    for rec in records:
+        model, _, pretrained = rec["model"].partition(":")
+        res = str(rec["resolution"])
+        dataset = rec["dataset"] if res == "hr" else f"{rec['dataset']}@{res}px"
+        dump = {
+            "dataset": dataset,
+            "model": model,
+            "pretrained": pretrained,
+            "task": "zeroshot_classification",
+            "metrics": {
+                "acc1": rec["top1"],
+                "acc5": rec["top5"],
+                "mean_per_class_recall": rec.get("mean_per_class_recall"),
+            },
+            "language": "en",
+            "resolution": rec["resolution"],
+            "protocol": rec.get("protocol"),
+        }
+        name = f"{slug(dataset)}_{slug(pretrained or 'none')}_{slug(model)}_en_zeroshot_classification.json"
+        path = directory / (rec.get("protocol") or "unknown") / name
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(dump))
+        written.append(path)
+    return written
+
+
 def plot_accuracy_vs_resolution(records: Sequence[dict], path: Path) -> Path | None:
     """Top-1 vs resolution, one line per (model, dataset); HR is drawn at the right end."""
     import matplotlib

@@ -13,7 +13,13 @@ from lr0fm.benchmark.classifier import ClassifierCache
 from lr0fm.benchmark.config import BenchmarkConfig
 from lr0fm.benchmark.data import MultiResolutionDataset, make_loader
 from lr0fm.benchmark.module import ZeroShotModule, ZeroShotTask
-from lr0fm.benchmark.outputs import ResultsStore, plot_accuracy_vs_resolution, slug, write_predictions
+from lr0fm.benchmark.outputs import (
+    ResultsStore,
+    export_clip_benchmark,
+    plot_accuracy_vs_resolution,
+    slug,
+    write_predictions,
+)
 from lr0fm.benchmark.sweep import BenchmarkModel, RunInfo, shard_cells
 from lr0fm.jobs import resolve_shard
 from lr0fm.protocols import PAPER_TEXT_CHAIN, get_protocol, parse_resolutions
@@ -197,6 +203,9 @@ def finalize(config: BenchmarkConfig, *, log=print, weights: str | None = None) 
     if not records:
         return None
     plot = plot_accuracy_vs_resolution(records, output / "accuracy_vs_resolution.png")
+    if config.export_clip_benchmark:
+        files = export_clip_benchmark(records, Path(config.export_clip_benchmark))
+        log(f"CLIP_benchmark JSON: {len(files)} files under {config.export_clip_benchmark}/{config.protocol}")
     table = ResultsTable.from_records(records, source=str(output / "results.jsonl"))
     has_lr = bool(table.resolutions)
     markdown = None
