@@ -9,9 +9,13 @@ same run, every process started from the shell with stdout to a log file as unde
 * ``per-cell``: the same twelve datasets as twelve in-process ``run_benchmark`` calls of one dataset each (a
   Trainer, its workers and a ``validate`` per cell: how the sweep ran before), inside one process.
 
-The issue's floor: ``twelve / one`` at most 1.5. The script prints both ratios and the cost of each extra cell.
+The floor: ``twelve / one`` at most 1.5. The script prints both ratios and the cost of each extra cell.
 
-    python benchmarks/benchmark_sweep.py [--datasets 12] [--images 16] [--workers 2] [--repeat 2]
+Or, with ``--vs-naive`` (the CPU case of the benchmark-engine issue: 600 JPEGs of 500x375, 60 classes x 20
+templates, the same ViT, five resolutions), whole processes again: ``lr0fm benchmark`` against the naive
+per-resolution protocol as its own script (``benchmarks/naive_protocol.py``, no Lightning), with their top-1.
+
+    python benchmarks/benchmark_sweep.py [--datasets 12] [--images 16] [--workers 2] [--repeat 2] [--vs-naive]
 """
 
 from __future__ import annotations
@@ -63,7 +67,13 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=2, help="interleaved repetitions; the best time is reported")
+    parser.add_argument("--vs-naive", action="store_true", help="also time whole processes against the naive protocol")
+    parser.add_argument("--naive-images", type=int, default=600)
+    parser.add_argument("--naive-classes", type=int, default=60)
     args = parser.parse_args()
+    if args.vs_naive:
+        vs_naive(args)
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -106,6 +116,34 @@ def main() -> None:
         extra_cell = (times["per-cell"] - times["one"]) / (n - 1)
         print(f"  cost of each extra cell: {extra:.2f} s (one Trainer per sweep) vs {extra_cell:.2f} s (per cell)")
         print(f"  one Trainer per sweep is {times['per-cell'] / times['twelve']:.2f}x faster than a Trainer per cell")
+
+
+def vs_naive(args) -> None:
+    """Whole processes: ``lr0fm benchmark`` vs the naive protocol's script on the CPU case; top-1 of both."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        model = tmp / "speed-clip.json"
+        model.write_text(json.dumps(SPEED_CLIP))
+        folder = make_dataset(tmp / "data", args.naive_images, args.naive_classes)
+        naive = [sys.executable, str(Path(__file__).with_name("naive_protocol.py")), str(model), str(folder), "64",
+                 str(args.workers), "paper", *RESOLUTIONS]  # fmt: skip
+        times: dict[str, float] = {}
+        for rep in range(args.repeat):
+            out = tmp / f"lr0fm{rep}"
+            engine = [sys.executable, "-m", "lr0fm.cli", "benchmark", "--model", str(model), "--dataset",
+                      f"folder:{folder}", "--resolutions", *RESOLUTIONS, "--accelerator", "cpu", "--seed", "0",
+                      "--workers", str(args.workers), "--output", str(out)]  # fmt: skip
+            for name, cmd in (("naive", naive), ("lr0fm", engine)):
+                times[name] = min(times.get(name, float("inf")), run(cmd, tmp / f"{name}{rep}.log"))
+        naive_top1 = json.loads((tmp / "naive0.log").read_text().strip().splitlines()[-1])
+        rows = [json.loads(line) for line in (tmp / "lr0fm0" / "results.jsonl").read_text().splitlines()]
+        engine_top1 = {str(r["resolution"]): r["top1"] for r in rows}
+        setup = f"{args.naive_images} JPEGs (500x375/375x500), {args.naive_classes} classes x 20 templates"
+        print(f"{setup}, random ViT at 224 px, 5 resolutions, {args.workers} workers, CPU; whole processes, "
+              f"best of {args.repeat}")  # fmt: skip
+        print(f"  naive protocol script      {times['naive']:7.1f} s")
+        print(f"  lr0fm benchmark            {times['lr0fm']:7.1f} s   {times['naive'] / times['lr0fm']:.2f}x faster")
+        print(f"  identical top-1 at every resolution: {naive_top1 == engine_top1}  ({engine_top1})")
 
 
 if __name__ == "__main__":
