@@ -110,6 +110,7 @@ def run_engine(
     output: Path,
     device: str = "cpu",
     protocol: str = "paper",
+    views_on_device: bool = False,
 ) -> Predictions:
     """``lr0fm benchmark`` as users run it (Trainer.validate), from a fresh output folder (no cached classifier).
 
@@ -126,6 +127,7 @@ def run_engine(
         accelerator="cpu" if device == "cpu" else "gpu",
         seed=0,
         protocol=protocol,
+        views_on_device=views_on_device,
     )
     run_benchmark(config, log=lambda *_: None)
     (path,) = (output / "predictions").rglob("*.jsonl")
@@ -242,6 +244,7 @@ def report(protocol: str, runs: dict, labels: list[int], resolutions, t_compute:
         "engine": "lr0fm benchmark (run_benchmark, Trainer.validate)",
         "loop": "evaluate_backbone (engine loop without Trainer)",
         "fast": "fast mode (opt-in, reducing_gap, not exact)",
+        "device": "lr0fm benchmark --views_on_device (not exact)",
     }
     for name, (seconds, _) in runs.items():
         ratio = "" if name == "naive" else f"  speed-up {t_naive / seconds:.2f}x"
@@ -254,6 +257,13 @@ def report(protocol: str, runs: dict, labels: list[int], resolutions, t_compute:
             f"{100 * agreement(runs['fast'][1], runs['naive'][1]):.2f}% (top-5 ranking "
             f"{100 * agreement(runs['fast'][1], runs['naive'][1], k=5):.2f}%), top-1 differences (points) "
             + ", ".join(f"{r}: {100 * (accs['fast'][r] - accs['naive'][r]):+.2f}" for r in map(str, resolutions))
+        )
+    if "device" in runs:
+        print(
+            f"--views_on_device vs exact lr0fm benchmark: {runs['engine'][0] / runs['device'][0]:.2f}x faster, "
+            f"per-sample top-1 agreement {100 * agreement(runs['device'][1], runs['engine'][1]):.2f}%, top-1 "
+            "differences (points) "
+            + ", ".join(f"{r}: {100 * (accs['device'][r] - accs['engine'][r]):+.2f}" for r in map(str, resolutions))
         )
     print(
         f"end-to-end / model compute ({t_compute:.1f} s): engine {runs['engine'][0] / t_compute:.2f}, "
@@ -274,6 +284,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch intra-op threads of the main process (default: torch's)")
     parser.add_argument("--skip-loop", action="store_true", help="do not time the engine loop without Trainer")
     parser.add_argument("--fast", action="store_true", help="also time the opt-in fast (not exact) mode")
+    parser.add_argument("--views-on-device", action="store_true", help="also time lr0fm benchmark --views_on_device")
     parser.add_argument("--repeat", type=int, default=1, help="interleaved repetitions; the best time is reported")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (every protocol runs its model there)")
     parser.add_argument("--arch", help="open_clip architecture, random weights (e.g. ViT-B-16)")
@@ -303,12 +314,13 @@ def main() -> None:
         runners = {"naive": (run_naive, dataset), "engine": (run_engine, folder)}
         runners.update({} if args.skip_loop else {"loop": (run_loop, dataset)})
         runners.update({"fast": (run_fast, dataset)} if args.fast else {})
+        runners.update({"device": (partial(run_engine, views_on_device=True), folder)} if args.views_on_device else {})
         runs: dict[str, dict[str, tuple[float, object]]] = {p: {} for p in args.protocols}
         t_compute = float("inf")
         for rep in range(args.repeat):  # interleaved, best time kept: fair under a fluctuating machine load
             for protocol in args.protocols:
                 for name, (fn, data) in runners.items():
-                    extra = (tmp / f"engine-out-{protocol}-{rep}",) if name == "engine" else ()
+                    extra = (tmp / f"{name}-out-{protocol}-{rep}",) if name in ("engine", "device") else ()
                     fn = partial(fn, device=args.device, protocol=protocol)
                     seconds, out = timed(fn, spec, data, resolutions, batch, workers, *extra)
                     previous = runs[protocol].get(name, (seconds,))[0]

@@ -593,3 +593,15 @@ def test_clip_benchmark_export_reads_back_as_clip_benchmark_build_does(world, re
         assert row["model_fullname"].replace(" ", ":", 1).rstrip(":") == r["model"]
         assert (row["acc1"], row["acc5"]) == (pytest.approx(float(r["top1"])), pytest.approx(float(r["top5"])))
         assert row["mean_per_class_recall"] == pytest.approx(float(r["mean_per_class_recall"]))
+
+
+def test_views_on_device_run_is_recorded_and_not_mistaken_for_the_exact_one(world, reference, tmp_path, capsys):
+    out = tmp_path / "out"
+    shutil.copytree(reference, out)
+    assert cli_main(bench_args(world, [world.a, world.b], out, "--views_on_device")) == 0
+    assert "already in" not in capsys.readouterr().out  # the exact rows do not count as done
+    rows = read_csv(out / "results.csv")
+    assert {r["views"] for r in rows} == {"device"} and len(rows) == len(read_csv(reference / "results.csv"))
+    exact = {(r["dataset"], r["resolution"]): float(r["top1"]) for r in read_csv(reference / "results.csv")}
+    for r in rows:  # 30 images: a view that flips moves top-1 by a few points at most
+        assert abs(float(r["top1"]) - exact[(r["dataset"], r["resolution"])]) <= 0.1

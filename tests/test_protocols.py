@@ -187,3 +187,45 @@ def test_protocol_names_and_errors() -> None:
     assert parse_resolutions(["16", 32, "HR", 16]) == [16, 32, "hr"]
     with pytest.raises(ValueError, match="'abc'"):
         parse_resolutions(["abc"])
+
+
+@pytest.mark.parametrize("protocol", ["paper", "shorter-side", "square"])
+def test_views_on_device_agree_with_the_exact_path_on_the_toy_tasks(protocol):
+    """Per-sample top-1 of toyclip with views made by torch (CPU tensors) vs the exact PIL path: >= 99.5 %."""
+    from lr0fm.benchmark.classifier import ClassifierCache
+    from lr0fm.benchmark.scoring import predict_top5
+    from lr0fm.datasets import build_dataset
+    from lr0fm.protocols.device import DecodeRGB, DeviceViews
+    from lr0fm.toy.backbone import load_toyclip
+
+    backbone, cache, resolutions = load_toyclip().eval(), ClassifierCache(), [8, 16, 32, "hr"]
+    agree = total = 0
+    for name in ("toy-color", "toy-texture", "toy-size", "toy-shape"):
+        dataset = build_dataset(name)
+        exact = get_protocol(protocol).transform(backbone, resolutions)
+        device = DeviceViews(exact, backbone.preprocess_cfg)
+        images = [dataset[i][0] for i in range(0, len(dataset), 3)]
+        classifier = cache.for_dataset(backbone, dataset)
+        with torch.no_grad():
+            a, _ = predict_top5(backbone, classifier, torch.stack([exact(image) for image in images]))
+            b, _ = predict_top5(backbone, classifier, device([DecodeRGB()(image) for image in images]))
+        agree += int((a[..., 0] == b[..., 0]).sum())
+        total += a[..., 0].numel()
+    assert total >= 2000 and agree / total >= 0.995, f"{agree}/{total}"
+
+
+def test_device_views_follow_the_chain_on_a_photo_shaped_image():
+    """A 500x375 image through every chain step: same shapes and nearly the same pixels as the PIL path."""
+    from lr0fm.protocols.device import DecodeRGB, DeviceViews
+
+    rng = np.random.default_rng(0)
+    small = Image.fromarray(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)).resize((500, 375), Image.BICUBIC)
+    target = SimpleNamespace(preprocess_cfg=SimpleNamespace(size=224, mean=(0.5,) * 3, std=(0.25,) * 3))
+    for chain in (PAPER_CHAINS[name] for name in sorted(PAPER_CHAINS)):
+        exact = chain.transform([16, 64, "hr"], size=224, mean=(0.5,) * 3, std=(0.25,) * 3, preprocess=None)
+        if chain.up == "model":
+            continue
+        views = DeviceViews(exact, target.preprocess_cfg)([DecodeRGB()(small)])[0]
+        reference = exact(small)
+        assert views.shape == reference.shape
+        assert (views - reference).abs().mean() < 0.02, chain.name  # about 1/255 of the normalised range

@@ -42,6 +42,8 @@ HELP = {
     "log_every": "seconds between progress lines when stdout is not a terminal (a log file)",
     "export_clip_benchmark": "also write the rows as CLIP_benchmark per-run JSON under this folder (for "
     "`clip_benchmark build`)",
+    "views_on_device": "decode on the CPU, make the LR views with torch on the accelerator (not pixel-identical "
+    "to the exact PIL path; its agreement is measured by benchmarks/benchmark_speed.py)",
 }
 
 

@@ -41,6 +41,8 @@ class BenchmarkConfig:
         log_every: seconds between progress lines when stdout is not a terminal (a log file).
         export_clip_benchmark: also write every row of this protocol as CLIP_benchmark's per-run JSON under
             this folder (``clip_benchmark build DIR/PROTOCOL/*.json`` makes its CSV).
+        views_on_device: workers only decode; the LR views are made with torch on the accelerator
+            (:mod:`lr0fm.protocols.device`; not pixel-identical to the exact PIL path, recorded as ``views``).
     """
 
     models: list[str]
@@ -65,3 +67,4 @@ class BenchmarkConfig:
     shard: str | None = None
     log_every: float = 30.0
     export_clip_benchmark: str | None = None
+    views_on_device: bool = False

@@ -46,7 +46,9 @@ def collate(batch):
     corrupt = [b[3] for b in batch if b[0] is None]
     if not kept:
         return None, None, None, corrupt, task
-    views = torch.stack([b[0] for b in kept])
+    items = [b[0] for b in kept]
+    # decoded images of different sizes (views made on the device) travel as a list
+    views = torch.stack(items) if len({tuple(x.shape) for x in items}) == 1 else items
     labels = torch.tensor([b[1] for b in kept], dtype=torch.long)
     indices = torch.tensor([b[2] for b in kept], dtype=torch.long)
     return views, labels, indices, corrupt, task

@@ -57,6 +57,8 @@ class ZeroShotModule(L.LightningModule):
         skip_corrupt: skip undecodable images (counted) instead of stopping with the file's name.
         on_task_end: called on every rank as soon as a dataset is finished, with its task, records and
             predictions (``lr0fm benchmark`` writes them there, so a kill loses at most the dataset in progress).
+        view_makers: per task, turns a batch of decoded uint8 images into ``[B, R, 3, S, S]`` views on the
+            module's device (:class:`lr0fm.protocols.device.DeviceViews`); ``None``: batches carry the views.
     """
 
     def __init__(
@@ -70,6 +72,7 @@ class ZeroShotModule(L.LightningModule):
         keep_predictions: bool = True,
         skip_corrupt: bool = False,
         on_task_end: TaskEndFn | None = None,
+        view_makers: Sequence[Callable[[Sequence[torch.Tensor]], torch.Tensor]] | None = None,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -83,6 +86,7 @@ class ZeroShotModule(L.LightningModule):
         )
         self.classifiers: list[torch.Tensor | None] = [None] * len(self.tasks)
         self.on_task_end = on_task_end
+        self.view_makers = list(view_makers) if view_makers is not None else None
         self.records: list[dict] = []
         self.predictions: dict[str, dict[str, torch.Tensor]] = {}
         self._finished = 0
@@ -113,6 +117,8 @@ class ZeroShotModule(L.LightningModule):
             counts.add_skipped(skipped)
             return
         with torch.no_grad():
+            if self.view_makers is not None:
+                views = self.view_makers[task](views)
             top5, scores = predict_top5(self.backbone, self.classifiers[task], views)
         counts.update(top5, labels, indices, skipped, scores)
 

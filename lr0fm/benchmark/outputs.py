@@ -19,7 +19,7 @@ from lr0fm.atomic import atomic_path
 
 RESULT_COLUMNS = [
     "model", "dataset", "resolution", "protocol", "chain", "top1", "top5", "mean_per_class_recall",
-    "num_samples", "num_classes", "num_skipped", "dataset_size", "model_key", "seed", "lr_tokens_sha256",
+    "num_samples", "num_classes", "num_skipped", "views", "dataset_size", "model_key", "seed", "lr_tokens_sha256",
     "precision", "device", "batch_size", "lr0fm_version", "torch_version", "open_clip_torch_version",
     "lightning_version", "python_version", "run_id", "timestamp",
 ]  # fmt: skip

@@ -23,6 +23,7 @@ from lr0fm.benchmark.outputs import (
 from lr0fm.benchmark.sweep import BenchmarkModel, RunInfo, shard_cells
 from lr0fm.jobs import resolve_shard
 from lr0fm.protocols import PAPER_TEXT_CHAIN, get_protocol, parse_resolutions
+from lr0fm.protocols.device import DecodeRGB, DeviceViews
 
 
 def split_dataset_arg(text: str, data_root: str | None) -> tuple[str, str | None]:
@@ -48,12 +49,19 @@ def _quiet_lightning() -> None:
 
 
 def _pending(
-    done: dict, model: BenchmarkModel, names: list, datasets: dict, resolutions: list, protocol: str, precision: str
+    done: dict,
+    model: BenchmarkModel,
+    names: list,
+    datasets: dict,
+    resolutions: list,
+    protocol: str,
+    precision: str,
+    views: str,
 ) -> dict[str, list]:
     """Resolutions of each dataset still to measure for ``model``.
 
     A cell counts as done only if its row was made from the same model content (weights, seed, token hash),
-    with the same protocol and precision, on the whole dataset.
+    with the same protocol, precision and view path (``pil`` or ``device``), on the whole dataset.
     """
     pending = {}
     for name in names:
@@ -65,6 +73,7 @@ def _pending(
                 row is not None
                 and row.get("model_key") == model.key
                 and row.get("precision") == precision
+                and row.get("views", "pil") == views
                 and row.get("num_samples", 0) + row.get("num_skipped", 0) == size
             )
             if not same:
@@ -102,6 +111,7 @@ def run_benchmark(config: BenchmarkConfig, *, log=_print) -> list[dict]:
     precision = resolve_precision(config.precision, config.accelerator)
     cache = ClassifierCache(config.cache_dir or output / "classifier_cache")
     shard = resolve_shard(config.shard)
+    views = "device" if config.views_on_device else "pil"
     dataset_args = [split_dataset_arg(d, config.data_root) for d in config.datasets]
     datasets = {}
     for name, root in dataset_args:  # validate every dataset before any model is loaded
@@ -119,7 +129,7 @@ def run_benchmark(config: BenchmarkConfig, *, log=_print) -> list[dict]:
         model = models[m]
         info = RunInfo(precision, "", config.batch_size, protocol.name)
         done = store.done() if config.skip_existing else {}
-        pending = _pending(done, model, names, datasets, resolutions, protocol.name, precision)
+        pending = _pending(done, model, names, datasets, resolutions, protocol.name, precision, views)
         progress.skip_cells(len(names) - len(pending))
         if not pending:
             log(f"skip {model.label}: {', '.join(names)} already in {store.csv_path}")
@@ -148,7 +158,8 @@ def run_benchmark(config: BenchmarkConfig, *, log=_print) -> list[dict]:
         version = f"{slug(model.label)}.{protocol.name}"
         trainer.loggers = [TensorBoardLogger(save_dir=str(output), name="tensorboard", version=version)]
         info.device = trainer.strategy.root_device.type
-        extra = {"model_key": model.key, "seed": model.identity["seed"], "lr_tokens_sha256": model.tokens_sha256}
+        extra = {"model_key": model.key, "seed": model.identity["seed"], "lr_tokens_sha256": model.tokens_sha256,
+                 "views": views}  # fmt: skip
         tasks = [
             ZeroShotTask(name, datasets[name], todo, chain.name, {"dataset_size": len(datasets[name]), **extra})
             for name, todo in pending.items()
@@ -174,9 +185,19 @@ def run_benchmark(config: BenchmarkConfig, *, log=_print) -> list[dict]:
             keep_predictions=config.predictions,
             skip_corrupt=config.skip_corrupt,
             on_task_end=write,
+            view_makers=[
+                DeviceViews(protocol.transform(backbone, t.resolutions), backbone.preprocess_cfg) for t in tasks
+            ]
+            if config.views_on_device
+            else None,
         )
         loader = make_loader(  # one set of workers for all of the model's datasets
-            [MultiResolutionDataset(t.dataset, protocol.transform(backbone, t.resolutions)) for t in tasks],
+            [
+                MultiResolutionDataset(
+                    t.dataset, DecodeRGB() if config.views_on_device else protocol.transform(backbone, t.resolutions)
+                )
+                for t in tasks
+            ],
             batch_size=config.batch_size,
             num_workers=config.workers,
             rank=trainer.global_rank,
