@@ -136,3 +136,14 @@ def test_inputs_follow_the_model_after_it_is_moved(world):
     assert out.device.type == "meta" and out.shape == (2, 32)
     tokens = backbone.tokenizer(["a photo of a cat."])
     assert backbone.encode_text(tokens).device.type == "meta"
+
+
+def test_large_class_sets_show_progress_while_the_classifier_is_built(world, monkeypatch, capsys):
+    from lr0fm.benchmark import classifier
+
+    _, backbone, _ = world
+    build_classifier(backbone, [f"c{i}" for i in range(6)], ["a {c}.", "the {c}."])
+    assert "it/s" not in capsys.readouterr().err  # 12 prompts: no bar
+    monkeypatch.setattr(classifier, "PROGRESS_PROMPTS", 12)
+    weights = build_classifier(backbone, [f"c{i}" for i in range(6)], ["a {c}.", "the {c}."], batch_size=4)
+    assert weights.shape[0] == 6 and "it/s" in capsys.readouterr().err

@@ -33,6 +33,10 @@ class _TextTower:
         return F.normalize(embeddings, dim=-1) if normalize else embeddings
 
 
+#: prompts (classes x templates) from which a classifier build shows a progress bar (ImageNet: 1000 x 80)
+PROGRESS_PROMPTS = 10_000
+
+
 @torch.no_grad()
 def build_classifier(
     backbone: Backbone,
@@ -53,6 +57,8 @@ def build_classifier(
         device: where the result goes.
         batch_size: prompts per text forward (whole classes at a time).
 
+    Large class sets (at least :data:`PROGRESS_PROMPTS` prompts) show a progress bar on stderr.
+
     Returns:
         ``[num_classes, dim]`` float32 tensor on ``device``.
     """
@@ -64,6 +70,7 @@ def build_classifier(
         prompts,
         num_classes_per_batch=max(1, batch_size // len(templates)),
         device=backbone.device,
+        use_tqdm=len(classnames) * len(templates) >= PROGRESS_PROMPTS,
     )
     return weights.t().contiguous().to(device)
 
