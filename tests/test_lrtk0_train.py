@@ -475,3 +475,21 @@ def test_caption_classifier_variant_trains_on_caption_ids(arch: str, tmp_path: P
     assert module.caption_head.weight.requires_grad
     caption_loss = trainer.callback_metrics["train/loss_caption"]
     assert torch.isfinite(caption_loss) and caption_loss > 0
+
+
+class _Payload:
+    """Unpickling this runs ``Path.touch`` on a marker file: what a crafted checkpoint would do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_export_tokens_refuses_a_crafted_pickle_without_running_it(tmp_path: Path, capsys) -> None:
+    marker = tmp_path / "pwned"
+    torch.save({"state_dict": {}, "hyper_parameters": {"backbone": _Payload(marker)}}, tmp_path / "evil.ckpt")
+    assert cli_main(["export-tokens", str(tmp_path / "evil.ckpt")]) == 2
+    assert "refuses to unpickle" in capsys.readouterr().err
+    assert not marker.exists()

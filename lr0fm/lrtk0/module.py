@@ -384,7 +384,13 @@ def export_checkpoint_tokens(checkpoint: str | Path, output: str | Path | None =
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    try:  # weights_only: a checkpoint is data; a crafted pickle must not run code here
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError or EOFError depending on the damage
+        raise ValueError(
+            f"{checkpoint} cannot be read as a checkpoint of tensors and plain values ({type(exc).__name__}): "
+            "it is damaged, not a Lightning checkpoint, or holds Python objects that lr0fm refuses to unpickle"
+        ) from None
     hparams = state.get("hyper_parameters") if isinstance(state, dict) else None
     if not hparams or "backbone" not in hparams or "state_dict" not in state:
         raise ValueError(
@@ -394,5 +400,7 @@ def export_checkpoint_tokens(checkpoint: str | Path, output: str | Path | None =
     if hparams.get("method", "lr_tokens") != "lr_tokens":
         raise ValueError(f"only LR tokens can be exported; {checkpoint} trains method={hparams['method']!r}")
     # Lightning's loader handles LightningCLI's extra hparams (``_instantiator``) and calls on_load_checkpoint
-    module = LRTK0Module.load_from_checkpoint(checkpoint, map_location="cpu", activation_checkpointing=False)
+    module = LRTK0Module.load_from_checkpoint(
+        checkpoint, map_location="cpu", weights_only=True, activation_checkpointing=False
+    )
     return module.export_tokens(output or checkpoint.with_suffix(".safetensors"))
