@@ -7,6 +7,7 @@ The top level only dispatches: each subcommand lives in its own module and is im
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 #: subcommand -> (module with a ``main(argv)`` function, one-line help)
@@ -76,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(module.main(rest) or 0)
     except SystemExit as done:  # a parser's --help, --print_config or usage error: its status, as a return value
         return done.code if isinstance(done.code, int) else int(done.code is not None)
+    except BrokenPipeError:  # `lr0fm benchmark --list_models | head`: the reader left; stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -190,3 +190,13 @@ def test_subcommand_help_imports_no_heavy_library(command):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "usage: lr0fm " + " ".join(command) in out
     assert out.strip().splitlines()[-1] == "0 []"
+
+
+def test_a_closed_pipe_ends_a_listing_quietly():
+    """``lr0fm benchmark --list_models '*' | head -1`` when the reader has gone: no BrokenPipeError traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "lr0fm.cli", "benchmark", "--list_models", "*"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc.stdout.close()  # the reader leaves before anything is written
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr[-2000:]
