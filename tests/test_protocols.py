@@ -108,6 +108,31 @@ def test_paper_protocol_is_each_authors_chain_pixel_for_pixel(chain: str, size: 
             assert torch.equal(view, reference), (chain, size, image.mode, image.size, res)
 
 
+@pytest.mark.parametrize("resize_mode", ["shortest", "squash", "longest"])
+@pytest.mark.parametrize("chain", [*sorted(PAPER_CHAINS), None])
+def test_uint8_views_then_float_views_are_bit_identical_to_the_whole_transform(chain, resize_mode) -> None:
+    """The default transport: PIL steps to uint8 in the workers, ToTensor/Normalize on the batch's device."""
+    backbone = target(96, chain, mean=(0.1, 0.2, 0.3), std=(0.3, 0.2, 0.1), resize_mode=resize_mode)
+    transform = get_protocol("paper").transform(backbone, RESOLUTIONS)
+    uint8_half, float_half = transform.split_uint8()
+    for image in sample_images():
+        small = uint8_half(image)
+        assert small.dtype == torch.uint8 and small.shape == (len(RESOLUTIONS), 3, 96, 96)
+        batch = torch.stack([small, small])  # [B, R, 3, S, S], as the step receives it
+        assert torch.equal(float_half(batch)[1], transform(image)), (chain, resize_mode, image.mode)
+
+
+def test_a_preprocessing_that_cannot_be_split_keeps_the_float_transform() -> None:
+    backbone = target(64, None)
+    backbone.preprocess = T.Compose([T.Resize(64), T.CenterCrop(64), T.ToTensor()])  # no RGB step, no Normalize
+    transform = get_protocol("paper").transform(backbone, [16, "hr"])
+    assert transform.split_uint8() is None
+    from lr0fm.benchmark.data import view_pipeline
+
+    worker_half, device_half = view_pipeline(transform)
+    assert worker_half is transform and device_half is None
+
+
 def test_the_top_row_is_224_to_s_for_squashing_families_and_native_for_openai_clip() -> None:
     image = sample_images()[0]
     siglip = get_protocol("paper").transform(target(384, "clip-benchmark-siglip"), ["hr", 224])(image)

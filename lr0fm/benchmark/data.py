@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lr0fm.datasets.base import CorruptImageError, ZeroShotDataset
 from lr0fm.protocols import ViewTransform
+
+#: turns what a batch carries into ``[B, R, 3, S, S]`` float32 model inputs, on the batch's device
+ViewMaker = Callable[..., torch.Tensor]
+
+
+def view_pipeline(
+    transform: ViewTransform, *, on_device: bool = False, preprocess_cfg=None
+) -> tuple[Callable, ViewMaker | None]:
+    """The two halves of making a task's views: what DataLoader workers run, and what runs on the device.
+
+    * exact (default): the workers run the PIL chain up to uint8 views and the device runs ``ToTensor``'s
+      scaling and ``Normalize`` (:meth:`~lr0fm.protocols.chains.ViewTransform.split_uint8`): bit-identical
+      to the whole transform in the workers, with a quarter of the bytes to move; a model preprocessing that
+      cannot be split keeps the whole transform in the workers (``None`` on the device side);
+    * ``on_device``: the workers only decode (:class:`~lr0fm.protocols.device.DecodeRGB`) and the device
+      makes every view with torch (:class:`~lr0fm.protocols.device.DeviceViews`, not pixel-identical).
+
+    Args:
+        transform: the task's exact multi-resolution transform.
+        on_device: make the views on the device (``--views_on_device``).
+        preprocess_cfg: the model's preprocessing config (``on_device`` only).
+    """
+    if on_device:
+        from lr0fm.protocols.device import DecodeRGB, DeviceViews
+
+        return DecodeRGB(), DeviceViews(transform, preprocess_cfg)
+    split = transform.split_uint8()
+    return split if split is not None else (transform, None)
 
 
 class MultiResolutionDataset(Dataset):
@@ -19,7 +47,7 @@ class MultiResolutionDataset(Dataset):
     decides with :func:`check_corrupt` whether to stop or skip.
     """
 
-    def __init__(self, dataset: ZeroShotDataset, transform: ViewTransform):
+    def __init__(self, dataset: ZeroShotDataset, transform: Callable):
         self.dataset = dataset
         self.transform = transform
 

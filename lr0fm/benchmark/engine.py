@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 
 from lr0fm.benchmark.classifier import ClassifierCache
-from lr0fm.benchmark.data import MultiResolutionDataset, make_loader
+from lr0fm.benchmark.data import MultiResolutionDataset, make_loader, view_pipeline
 from lr0fm.benchmark.module import ZeroShotModule, ZeroShotTask
 from lr0fm.datasets.base import ZeroShotDataset
 from lr0fm.models.base import Backbone
@@ -73,6 +73,7 @@ def evaluate_backbone(
     cache = cache or ClassifierCache(cache_dir)
     lr_protocol = get_protocol(protocol)
     transform = lr_protocol.transform(backbone, resolutions)
+    worker_half, device_half = view_pipeline(transform)
     rank, world = _dist()
     tasks = [ZeroShotTask(name, dataset, resolutions, transform.chain.name) for name, dataset in datasets.items()]
     # the same LightningModule as `lr0fm benchmark`, driven without a Trainer (one is already running)
@@ -84,12 +85,13 @@ def evaluate_backbone(
         protocol=protocol,
         keep_predictions=False,
         skip_corrupt=skip_corrupt,
+        view_makers=[device_half] * len(tasks),
     )
     module.counts.to(device)
     module.classifiers = [cache.for_dataset(backbone, t.dataset, device=device) for t in tasks]
     module.on_validation_epoch_start()
     loader = make_loader(
-        [MultiResolutionDataset(task.dataset, transform) for task in tasks],
+        [MultiResolutionDataset(task.dataset, worker_half) for task in tasks],
         batch_size=batch_size,
         num_workers=num_workers,
         rank=rank,

@@ -9,7 +9,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from lr0fm.benchmark.data import check_corrupt
+from lr0fm.benchmark.data import ViewMaker, check_corrupt
 from lr0fm.benchmark.scoring import ZeroShotCounts, counts_to_records, predict_top5
 from lr0fm.datasets.base import ZeroShotDataset
 from lr0fm.models.base import Backbone
@@ -57,8 +57,11 @@ class ZeroShotModule(L.LightningModule):
         skip_corrupt: skip undecodable images (counted) instead of stopping with the file's name.
         on_task_end: called on every rank as soon as a dataset is finished, with its task, records and
             predictions (``lr0fm benchmark`` writes them there, so a kill loses at most the dataset in progress).
-        view_makers: per task, turns a batch of decoded uint8 images into ``[B, R, 3, S, S]`` views on the
-            module's device (:class:`lr0fm.protocols.device.DeviceViews`); ``None``: batches carry the views.
+        view_makers: per task, turns what a batch carries (already on the module's device) into
+            ``[B, R, 3, S, S]`` float32 views: uint8 views to scale and normalise
+            (:class:`lr0fm.protocols.chains.FloatViews`) or decoded images to make views of
+            (:class:`lr0fm.protocols.device.DeviceViews`), see :func:`lr0fm.benchmark.data.view_pipeline`;
+            ``None`` (for all tasks or one): the batches carry the views.
     """
 
     def __init__(
@@ -72,7 +75,7 @@ class ZeroShotModule(L.LightningModule):
         keep_predictions: bool = True,
         skip_corrupt: bool = False,
         on_task_end: TaskEndFn | None = None,
-        view_makers: Sequence[Callable[[Sequence[torch.Tensor]], torch.Tensor]] | None = None,
+        view_makers: Sequence[ViewMaker | None] | None = None,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -117,8 +120,9 @@ class ZeroShotModule(L.LightningModule):
             counts.add_skipped(skipped)
             return
         with torch.no_grad():
-            if self.view_makers is not None:
-                views = self.view_makers[task](views)
+            make_views = self.view_makers[task] if self.view_makers is not None else None
+            if make_views is not None:
+                views = make_views(views)
             top5, scores = predict_top5(self.backbone, self.classifiers[task], views)
         counts.update(top5, labels, indices, skipped, scores)
 

@@ -11,7 +11,7 @@ import torch
 from lr0fm.atomic import write_text_atomic
 from lr0fm.benchmark.classifier import ClassifierCache
 from lr0fm.benchmark.config import BenchmarkConfig
-from lr0fm.benchmark.data import MultiResolutionDataset, make_loader
+from lr0fm.benchmark.data import MultiResolutionDataset, make_loader, view_pipeline
 from lr0fm.benchmark.module import ZeroShotModule, ZeroShotTask
 from lr0fm.benchmark.outputs import (
     ResultsStore,
@@ -23,7 +23,6 @@ from lr0fm.benchmark.outputs import (
 from lr0fm.benchmark.sweep import BenchmarkModel, RunInfo, shard_cells
 from lr0fm.jobs import resolve_shard
 from lr0fm.protocols import PAPER_TEXT_CHAIN, get_protocol, parse_resolutions
-from lr0fm.protocols.device import DecodeRGB, DeviceViews
 
 
 def split_dataset_arg(text: str, data_root: str | None) -> tuple[str, str | None]:
@@ -176,6 +175,14 @@ def run_benchmark(config: BenchmarkConfig, *, log=_print) -> list[dict]:
             accs = ", ".join(f"{r['resolution']}: {100 * r['top1']:.1f}%" for r in records)
             log(f"{label} on {task.name} ({records[0]['num_samples']} images): {accs}")
 
+        pipelines = [
+            view_pipeline(
+                protocol.transform(backbone, t.resolutions),
+                on_device=config.views_on_device,
+                preprocess_cfg=backbone.preprocess_cfg,
+            )
+            for t in tasks
+        ]
         module = ZeroShotModule(
             backbone,
             tasks,
@@ -185,19 +192,10 @@ def run_benchmark(config: BenchmarkConfig, *, log=_print) -> list[dict]:
             keep_predictions=config.predictions,
             skip_corrupt=config.skip_corrupt,
             on_task_end=write,
-            view_makers=[
-                DeviceViews(protocol.transform(backbone, t.resolutions), backbone.preprocess_cfg) for t in tasks
-            ]
-            if config.views_on_device
-            else None,
+            view_makers=[device_half for _, device_half in pipelines],
         )
         loader = make_loader(  # one set of workers for all of the model's datasets
-            [
-                MultiResolutionDataset(
-                    t.dataset, DecodeRGB() if config.views_on_device else protocol.transform(backbone, t.resolutions)
-                )
-                for t in tasks
-            ],
+            [MultiResolutionDataset(t.dataset, worker_half) for t, (worker_half, _) in zip(tasks, pipelines)],
             batch_size=config.batch_size,
             num_workers=config.workers,
             rank=trainer.global_rank,

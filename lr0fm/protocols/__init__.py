@@ -15,6 +15,8 @@ _EXPORTS = {
     "NORMALIZATIONS": "chains",
     "Chain": "chains",
     "ViewTransform": "chains",
+    "FloatViews": "chains",
+    "split_preprocess": "chains",
     "PAPER_CHAINS": "paper_chains",
     "PAPER_TEXT_CHAIN": "paper_chains",
     "LRProtocol": "registry",

@@ -22,13 +22,14 @@ the LR chain at ``n = 224`` -- for a model whose ``S`` is not 224 that row is ``
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
-from torchvision.transforms import InterpolationMode
+from torchvision.transforms import Compose, InterpolationMode, Normalize, ToTensor
 
 from lr0fm.protocols.resolutions import HR, Resolution, parse_resolutions
 
@@ -154,6 +155,31 @@ class ViewTransform:
         self.normalization = normalization
         self.preprocess = preprocess
         self._filter = _INTERPOLATIONS[chain.interpolation]
+        #: views as uint8 (``split_uint8``'s first half) instead of normalised float32
+        self.uint8 = False
+        self._pil_steps: Callable[[Image.Image], Image.Image] | None = None
+
+    def split_uint8(self) -> tuple[ViewTransform, FloatViews] | None:
+        """This transform in two halves: PIL steps to uint8 views (workers), float conversion (accelerator).
+
+        The first half makes the same pixels as this transform and stops before ``ToTensor``: it returns
+        ``[R, 3, S, S]`` uint8 views, a quarter of the bytes to move between processes and to the device. The
+        second half, :class:`FloatViews`, is ``ToTensor``'s division by 255 and ``Normalize`` as the same
+        float32 operations on a whole batch, so the model inputs are bit-identical to this transform's.
+
+        Returns:
+            ``(uint8 transform, FloatViews)``, or ``None`` when the model's own preprocessing (``up="model"``)
+            is not a torchvision ``Compose`` ending in an RGB conversion, ``ToTensor`` and ``Normalize``.
+        """
+        half = copy.copy(self)
+        half.uint8 = True
+        normalization = self.normalization
+        if self.chain.up == "model":
+            split = split_preprocess(self.preprocess)
+            if split is None:
+                return None
+            half._pil_steps, normalization = split
+        return half, FloatViews(normalization)
 
     def down(self, image: Image.Image, n: int) -> Image.Image:
         """The LR image at resolution ``n`` (bicubic, in the image's own mode)."""
@@ -163,6 +189,8 @@ class ViewTransform:
     def native(self, image: Image.Image) -> torch.Tensor:
         """The model input made from ``image`` by the chain's step to the native size."""
         if self.chain.up == "model":
+            if self.uint8:
+                return TF.pil_to_tensor(self._pil_steps(image))
             return self.preprocess(image)
         if self.chain.up == "squash":
             image = TF.resize(image, [self.size, self.size], interpolation=self._filter)
@@ -170,6 +198,8 @@ class ViewTransform:
             image = TF.center_crop(TF.resize(image, [self.size], interpolation=self._filter), [self.size, self.size])
         if image.mode != "RGB":
             image = image.convert("RGB")
+        if self.uint8:
+            return TF.pil_to_tensor(image)
         tensor = TF.to_tensor(image)
         if self.normalization is not None:
             tensor = TF.normalize(tensor, list(self.normalization[0]), list(self.normalization[1]))
@@ -186,3 +216,46 @@ class ViewTransform:
     def __call__(self, image: Image.Image) -> torch.Tensor:
         """Every requested resolution of ``image``, stacked in order."""
         return torch.stack([self.view(image, r) for r in self.resolutions])
+
+
+def split_preprocess(
+    preprocess: Callable[[Image.Image], torch.Tensor],
+) -> tuple[Compose, tuple[tuple[float, ...], tuple[float, ...]]] | None:
+    """A model's own preprocessing as its PIL steps and its ``(mean, std)``, when it has that shape.
+
+    open_clip's evaluation transform (every backbone's ``preprocess``) is ``Compose([resize, crop, RGB
+    conversion, ToTensor, Normalize])``. Returns ``None`` for anything else: a transform that is not a
+    ``Compose``, whose last PIL step is not a conversion to RGB, or that does not end in ``ToTensor`` (open_clip's
+    ``MaybeToTensor`` is one) and ``Normalize``.
+    """
+    steps = list(getattr(preprocess, "transforms", None) or [])
+    if not isinstance(preprocess, Compose) or len(steps) < 3:
+        return None
+    *pil, to_tensor, normalize = steps
+    last = pil[-1] if pil else None
+    to_rgb = getattr(last, "mode", None) == "RGB" or getattr(last, "__name__", "") == "_convert_to_rgb"
+    if not (to_rgb and isinstance(to_tensor, ToTensor) and isinstance(normalize, Normalize)):
+        return None
+    return Compose(pil), (tuple(map(float, normalize.mean)), tuple(map(float, normalize.std)))
+
+
+class FloatViews:
+    """uint8 views ``[..., 3, S, S]`` -> float32 model inputs: ``ToTensor``'s ``/ 255``, then ``Normalize``.
+
+    The same float32 operations, element by element, as ``TF.to_tensor`` and ``TF.normalize`` on one PIL
+    image (:meth:`ViewTransform.split_uint8`), run on a whole batch on the batch's device.
+
+    Args:
+        normalization: ``(mean, std)``, or ``None`` for the division by 255 only.
+    """
+
+    def __init__(self, normalization: tuple[Sequence[float], Sequence[float]] | None) -> None:
+        self.normalization = normalization
+
+    def __call__(self, views: torch.Tensor) -> torch.Tensor:
+        """Float32 model inputs of the uint8 ``views`` (on their device)."""
+        tensor = views.to(dtype=torch.float32).div(255)
+        if self.normalization is not None:
+            mean, std = (torch.as_tensor(v, dtype=torch.float32, device=views.device) for v in self.normalization)
+            tensor.sub_(mean.view(-1, 1, 1)).div_(std.view(-1, 1, 1))
+        return tensor
