@@ -37,7 +37,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
 }
 
-USAGE = "usage: lr0fm [-h] [--version] <command> [<args>]"
+USAGE = "usage: lr0fm [-h] [--version] <command> [<args>] [--debug]"
+#: shows the traceback of an error instead of its one-line message (also: LR0FM_DEBUG=1)
+DEBUG_FLAG = "--debug"
+DEBUG_ENV = "LR0FM_DEBUG"
 
 
 def _help() -> str:
@@ -50,7 +53,11 @@ def _help() -> str:
         "commands:",
     ]
     lines += [f"  {name:<{width}}  {text}" for name, (_, text) in SUBCOMMANDS.items()]
-    lines += ["", "Run `lr0fm <command> --help` for the options of a command."]
+    lines += [
+        "",
+        "Run `lr0fm <command> --help` for the options of a command. Errors print one line; add --debug (or set",
+        "LR0FM_DEBUG=1) for the traceback.",
+    ]
     return "\n".join(lines)
 
 
@@ -65,7 +72,10 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"lr0fm {__version__}")
         return 0
-    command, rest = argv[0], argv[1:]
+    command, rest = argv[0], [a for a in argv[1:] if a != DEBUG_FLAG]
+    debug = len(rest) < len(argv) - 1 or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    if debug:
+        os.environ[DEBUG_ENV] = "1"  # worker and DDP processes inherit it
     if command not in SUBCOMMANDS:
         from lr0fm.catalog import did_you_mean
 
@@ -80,6 +90,25 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `lr0fm benchmark --list_models | head`: the reader left; stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
         return 0
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"lr0fm {command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one line for the user; the traceback with --debug
+        if debug:
+            raise
+        print(f"lr0fm {command}: error: {error_line(exc)}", file=sys.stderr)
+        print(f"(run `lr0fm {command} ... {DEBUG_FLAG}` for the traceback)", file=sys.stderr)
+        return 1
+
+
+def error_line(exc: BaseException) -> str:
+    """An exception as the user reads it: its message (and its type when the message alone says little)."""
+    message = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, (OSError, ValueError, LookupError, RuntimeError)) and type(exc).__module__ == "builtins":
+        return message
+    return f"{message} ({type(exc).__name__})" if str(exc).strip() else message
 
 
 if __name__ == "__main__":  # pragma: no cover
