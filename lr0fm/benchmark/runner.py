@@ -108,7 +108,7 @@ def run_benchmark(config: BenchmarkConfig, *, log=_print) -> list[dict]:
     if store.repair():
         log(f"note: {store.jsonl_path} held duplicate rows (written by an older lr0fm): kept the newest of each cell")
     precision = resolve_precision(config.precision, config.accelerator)
-    cache = ClassifierCache(config.cache_dir or output / "classifier_cache")
+    cache = ClassifierCache(config.cache_dir or output / "classifier_cache", log=log)
     shard = resolve_shard(config.shard)
     views = "device" if config.views_on_device else "pil"
     dataset_args = [split_dataset_arg(d, config.data_root) for d in config.datasets]
