@@ -50,7 +50,41 @@ def parse(parser: ArgumentParser, argv: list[str], preset_kind: str | None = Non
             argv = resolve_config_args(argv, preset_kind)
         except FileNotFoundError as exc:
             parser.error(str(exc))
+    for i, arg in enumerate(argv):
+        path = argv[i + 1] if arg == "--config" and i + 1 < len(argv) else arg.partition("=")[2]
+        if (arg == "--config" or arg.startswith("--config=")) and Path(path).is_file():
+            problem = config_file_problem(parser, Path(path))
+            if problem:
+                parser.error(problem)
     return parser.parse_args(argv)
+
+
+def config_file_problem(parser: ArgumentParser, path: Path) -> str | None:
+    """What is wrong with a ``--config`` YAML file, in words that name the file, the key and the fix.
+
+    Checks what the option parser reports obscurely: YAML syntax (with line and column), a top level that
+    is not a mapping, and a single value where the option takes a list (``resolutions: 8``).
+    """
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        return f"config {path} is not valid YAML{where}: {problem}"
+    except UnicodeDecodeError:
+        return f"config {path} is not a UTF-8 text file"
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        return f"config {path} must be a mapping of option: value (found a {type(data).__name__})"
+    list_options = {a.dest for a in parser._actions if a.nargs in ("+", "*")}
+    for key, value in data.items():
+        if key in list_options and value is not None and not isinstance(value, list):
+            return f"config {path}: {key!r} takes a list; write `{key}: [{value}]` (found {value!r})"
+    return None
 
 
 def config_files(cfg: Namespace) -> list[Path]:

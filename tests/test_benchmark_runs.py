@@ -105,8 +105,8 @@ def test_ddp_two_cpu_processes_equal_one_process(world, reference, tmp_path):
     assert counts == {f"folder:{world.a}": 21, f"folder:{world.b}": 9}  # no padded duplicates
     # per-sample predictions are gathered from both ranks into the same file a single process writes
     for name in ("folder_" + str(world.a).strip("/").replace("/", "_"),):
-        ddp_pred = next((out / "predictions").rglob(f"{name}.jsonl")).read_text()
-        ref_pred = next((reference / "predictions").rglob(f"{name}.jsonl")).read_text()
+        ddp_pred = next((out / "predictions").rglob(f"{name}-*.jsonl")).read_text()
+        ref_pred = next((reference / "predictions").rglob(f"{name}-*.jsonl")).read_text()
         assert ddp_pred == ref_pred
 
 
@@ -263,7 +263,7 @@ def test_outputs(world, reference):
         (f"folder:{d}", r) for d in (world.a, world.b) for r in RESOLUTIONS
     }
 
-    preds_file = next((reference / "predictions").rglob("folder_*_a.jsonl"))
+    preds_file = next((reference / "predictions").rglob("folder_*_a-*.jsonl"))
     preds = [json.loads(line) for line in preds_file.read_text().splitlines()]
     images = sorted(str(p) for p in Path(world.a).rglob("*.jpg"))
     assert [p["index"] for p in preds] == list(range(21))
@@ -546,7 +546,7 @@ def test_rows_describe_how_they_were_made(reference):
 
 
 def test_mean_per_class_recall_is_the_mean_of_per_class_accuracies(world, reference):
-    preds_file = next((reference / "predictions").rglob("folder_*_a.jsonl"))
+    preds_file = next((reference / "predictions").rglob("folder_*_a-*.jsonl"))
     preds = [json.loads(line) for line in preds_file.read_text().splitlines()]
     for res in RESOLUTIONS:
         per_class = {}

@@ -106,6 +106,13 @@ def make_config(cfg):
             )
     if not values["models"] or not values["datasets"]:
         raise ValueError("give at least one --models and one --datasets (or a --config that lists them)")
+    from lr0fm.protocols.resolutions import parse_resolutions
+
+    parse_resolutions(values["resolutions"])  # bad values stop here, before the output folder is made
+    for option in ("output", "cache_dir", "export_clip_benchmark"):
+        folder = values.get(option)
+        if folder and Path(folder).exists() and not Path(folder).is_dir():
+            raise ValueError(f"--{option} {folder} is a file; give a folder (new or existing)")
     return BenchmarkConfig(**values), weights
 
 
@@ -153,6 +160,19 @@ def share_cores_with_workers(workers: int) -> None:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+def _print_listing(lines: list[str], kind: str, pattern: str, option: str) -> int:
+    """Print a listing; a pattern that matches nothing is an error (status 1) saying how to list everything."""
+    if not lines:
+        print(
+            f"lr0fm benchmark: no {kind} matches {pattern!r} (patterns are case-insensitive shell wildcards; "
+            f"`lr0fm benchmark {option}` lists them all)",
+            file=sys.stderr,
+        )
+        return 1
+    print("\n".join(lines))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``lr0fm benchmark``."""
     from lr0fm.command import parse, save_config
@@ -160,16 +180,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     cfg = parse(parser, list(sys.argv[1:] if argv is None else argv), preset_kind="benchmark")
     if cfg.list_models is not None:
-        print("\n".join(model_listing(cfg.list_models)))
-        return 0
+        return _print_listing(model_listing(cfg.list_models), "backbone", cfg.list_models, "--list_models")
     if cfg.list_protocols:
         print("\n".join(protocol_listing()))
         return 0
     if cfg.list_datasets is not None:
         from lr0fm.datasets import list_datasets
 
-        print("\n".join(list_datasets(cfg.list_datasets)))
-        return 0
+        return _print_listing(list_datasets(cfg.list_datasets), "dataset", cfg.list_datasets, "--list_datasets")
     share_cores_with_workers(cfg.workers or 0)
     from lr0fm.benchmark.runner import finalize, run_benchmark
     from lr0fm.datasets.base import DatasetError

@@ -7,6 +7,7 @@ The results table is CSV + JSON Lines with one record per (model, dataset, resol
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -31,6 +32,38 @@ CELL_COLUMNS = ("model", "dataset", "resolution", "protocol")
 def slug(text: str) -> str:
     """A filesystem-safe name for a model spec or dataset name."""
     return re.sub(r"[^A-Za-z0-9._+@-]+", "_", text).strip("_") or "model"
+
+
+def unique_slug(text: str) -> str:
+    """:func:`slug`, plus 8 hex digits of the text's SHA-256 when the slug lost characters.
+
+    Two names that slug alike (``folder:/data/a b`` and ``folder:/data/a_b``) never share a file; a name
+    that is already filesystem-safe (``imagenet``, ``toy-color``) keeps its own spelling.
+    """
+    safe = slug(text)
+    if safe == text:
+        return safe
+    return f"{safe}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+def predictions_path(output: str | Path, protocol: str, model: str, dataset: str) -> Path:
+    """The per-sample predictions file of one (model, dataset) under an output folder."""
+    return Path(output) / "predictions" / protocol / unique_slug(model) / f"{unique_slug(dataset)}.jsonl"
+
+
+def read_predictions(path: str | Path) -> list[dict]:
+    """The lines of a predictions file (empty when there is none)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def predictions_cover(path: str | Path, resolutions: Sequence, num_samples: int) -> bool:
+    """Whether the predictions file holds every one of ``resolutions`` for ``num_samples`` samples."""
+    lines = read_predictions(path)
+    wanted = {str(r) for r in resolutions}
+    return len(lines) == num_samples and all(wanted <= set(line["top5"]) for line in lines)
 
 
 def cell_of(record: dict) -> tuple[str, str, str, str | None]:
@@ -130,27 +163,33 @@ def write_predictions(
     sample_ids: Sequence[str],
     classnames: Sequence[str],
 ) -> None:
-    """Per-sample predictions, one JSON object per line, for error analysis.
+    """Per-sample predictions, one JSON object per line (in sample order), for error analysis.
 
     Each line: ``index``, ``id`` (the sample's file or key), ``label`` and ``label_name``, and per resolution
     the top-5 ``classes``, their ``names`` and ``scores`` (cosine similarity of image and class embeddings).
+    Resolutions already in the file for the same samples are kept (a rerun that adds a resolution merges
+    it in; one that re-measures a resolution replaces it); the file is replaced atomically.
     """
     idx, labels, preds = predictions["indices"], predictions["labels"], predictions["preds"]
     scores = predictions.get("scores")
+    old = {line["index"]: line for line in read_predictions(path)}
+    lines = []
+    for i in range(len(idx)):
+        k = int(idx[i])
+        previous = old.get(k)
+        top5 = dict(previous["top5"]) if previous is not None and previous.get("id") == sample_ids[k] else {}
+        for j, r in enumerate(resolutions):
+            classes = preds[i, j].tolist()
+            top5[str(r)] = {
+                "classes": classes,
+                "names": [classnames[c] for c in classes],
+                "scores": [round(v, 5) for v in scores[i, j].tolist()] if scores is not None else None,
+            }
+        label = int(labels[i])
+        lines.append({"index": k, "id": sample_ids[k], "label": label, "label_name": classnames[label], "top5": top5})
+    lines.sort(key=lambda line: line["index"])
     with atomic_path(path) as tmp, tmp.open("w") as fh:
-        for i in range(len(idx)):
-            k = int(idx[i])
-            top5 = {}
-            for j, r in enumerate(resolutions):
-                classes = preds[i, j].tolist()
-                top5[str(r)] = {
-                    "classes": classes,
-                    "names": [classnames[c] for c in classes],
-                    "scores": [round(v, 5) for v in scores[i, j].tolist()] if scores is not None else None,
-                }
-            label = int(labels[i])
-            line = {"index": k, "id": sample_ids[k], "label": label, "label_name": classnames[label], "top5": top5}
-            fh.write(json.dumps(line) + "\n")
+        fh.writelines(json.dumps(line) + "\n" for line in lines)
 
 
 def export_clip_benchmark(records: Iterable[dict], directory: Path) -> list[Path]:

@@ -17,6 +17,8 @@ from lr0fm.benchmark.outputs import (
     ResultsStore,
     export_clip_benchmark,
     plot_accuracy_vs_resolution,
+    predictions_cover,
+    predictions_path,
     slug,
     write_predictions,
 )
@@ -82,6 +84,12 @@ def _pending(
     return pending
 
 
+def _scored(done: dict, model: BenchmarkModel, dataset: str, protocol: str) -> int:
+    """Images a finished cell scored (its rows' ``num_samples``)."""
+    rows = [row for key, row in done.items() if key[:2] == (model.label, dataset) and key[3] == protocol]
+    return int(rows[0].get("num_samples", 0)) if rows else 0
+
+
 def _print(message: str) -> None:
     print(message, flush=True)  # flushed: under SLURM stdout is a file, block-buffered otherwise
 
@@ -98,7 +106,7 @@ def run_benchmark(config: BenchmarkConfig, *, log=_print) -> list[dict]:
     from lightning.pytorch.loggers import TensorBoardLogger
 
     from lr0fm.benchmark.progress import SweepProgress
-    from lr0fm.datasets import build_dataset, prepare_dataset
+    from lr0fm.datasets import DatasetError, build_dataset, prepare_dataset
 
     _quiet_lightning()
     resolutions = parse_resolutions(config.resolutions)
@@ -112,11 +120,20 @@ def run_benchmark(config: BenchmarkConfig, *, log=_print) -> list[dict]:
     shard = resolve_shard(config.shard)
     views = "device" if config.views_on_device else "pil"
     dataset_args = [split_dataset_arg(d, config.data_root) for d in config.datasets]
-    datasets = {}
-    for name, root in dataset_args:  # validate every dataset before any model is loaded
-        if config.download:
-            prepare_dataset(name, root, download=True)
-        datasets[name] = build_dataset(name, root)
+    datasets, problems = {}, []
+    for name, root in dataset_args:  # validate every dataset before any model is loaded; report all problems
+        try:
+            if config.download:
+                prepare_dataset(name, root, download=True)
+            datasets[name] = build_dataset(name, root)
+        except DatasetError as exc:
+            problems.append(f"- {name}: {exc}")
+            continue
+        if datasets[name].num_classes < 2:
+            log(f"warning: {name} has {datasets[name].num_classes} class: every model scores 100 % top-1 on it")
+    if problems:
+        count = f"{len(problems)} of {len(dataset_args)} datasets" if len(dataset_args) > 1 else "the dataset"
+        raise DatasetError(f"{count} cannot be used (nothing was measured):\n" + "\n".join(problems))
     models = [BenchmarkModel(spec, config.seed, config.lr_tokens) for spec in config.models]
     cells = shard_cells(models, list(datasets), shard)
     if shard != (0, 1):
@@ -129,6 +146,12 @@ def run_benchmark(config: BenchmarkConfig, *, log=_print) -> list[dict]:
         info = RunInfo(precision, "", config.batch_size, protocol.name)
         done = store.done() if config.skip_existing else {}
         pending = _pending(done, model, names, datasets, resolutions, protocol.name, precision, views)
+        if config.predictions:  # a cell whose predictions are missing (an older version's kill) is redone
+            for name in names:
+                path = predictions_path(output, protocol.name, model.label, name)
+                scored = _scored(done, model, name, protocol.name)
+                if name not in pending and not predictions_cover(path, resolutions, scored):
+                    pending[name] = list(resolutions)
         progress.skip_cells(len(names) - len(pending))
         if not pending:
             log(f"skip {model.label}: {', '.join(names)} already in {store.csv_path}")
@@ -167,11 +190,11 @@ def run_benchmark(config: BenchmarkConfig, *, log=_print) -> list[dict]:
         def write(task, records, predictions, label=model.label, info=info, writer=trainer.is_global_zero) -> None:
             if not writer:  # every rank finishes the dataset; one writes it
                 return
-            store.upsert({**rec, **info.columns()} for rec in records)
-            if config.predictions and predictions is not None:
-                path = output / "predictions" / protocol.name / slug(label) / f"{slug(task.name)}.jsonl"
+            if config.predictions and predictions is not None:  # first: a row marks the cell done
+                path = predictions_path(output, protocol.name, label, task.name)
                 ids = [task.dataset.sample_id(i) for i in range(len(task.dataset))]
                 write_predictions(path, predictions, task.resolutions, ids, task.dataset.classnames)
+            store.upsert({**rec, **info.columns()} for rec in records)
             accs = ", ".join(f"{r['resolution']}: {100 * r['top1']:.1f}%" for r in records)
             log(f"{label} on {task.name} ({records[0]['num_samples']} images): {accs}")
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
+import numpy as np
 from PIL import Image
 
 
@@ -71,11 +73,47 @@ class ZeroShotDataset:
         return str(self.samples[index][0])
 
 
-def load_image(path: str) -> Image.Image:
-    """Decode an image file in its stored mode, raising :class:`CorruptImageError` naming the file on failure."""
+#: Pillow modes of 16-bit greyscale images (PNG/TIFF); their values run to 65535
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+
+
+def to_8bit(image: Image.Image) -> Image.Image:
+    """A 16-bit greyscale image as 8-bit ``L`` (value / 257, rounded); any other image unchanged.
+
+    Pillow's own ``convert("RGB")`` clips 16-bit values at 255, so a mid-grey 32768 would turn white. ``I``
+    (32-bit) images are scaled the same way when they hold values above 255 (16-bit data), else kept.
+    """
+    if image.mode not in (*SIXTEEN_BIT_MODES, "I"):
+        return image
+    values = np.asarray(image, dtype=np.float64)
+    if image.mode == "I" and values.max(initial=0) <= 255:
+        return Image.fromarray(values.clip(0, 255).astype(np.uint8), "L")
+    return Image.fromarray(np.clip(np.rint(values / 257), 0, 255).astype(np.uint8), "L")
+
+
+def decode_image(source: str | os.PathLike | BinaryIO, name: str) -> Image.Image:
+    """Decode an image in its stored mode (16-bit greyscale made 8-bit), or raise :class:`CorruptImageError`.
+
+    Args:
+        source: a path or a binary file object.
+        name: how the error names the image (its path, or ``shard#key``).
+
+    Raises:
+        CorruptImageError: truncated or garbage data, or more pixels than Pillow's decompression-bomb limit
+            (``PIL.Image.MAX_IMAGE_PIXELS``); ``--skip_corrupt`` skips such images.
+    """
     try:
-        with Image.open(path) as img:
+        with Image.open(source) as img:
             img.load()  # the pixels stay usable after the file is closed
-        return img
+    except Image.DecompressionBombError as exc:
+        raise CorruptImageError(
+            name, f"{exc} If the image is genuine, raise PIL.Image.MAX_IMAGE_PIXELS; --skip_corrupt skips it."
+        ) from exc
     except (OSError, SyntaxError, ValueError) as exc:  # PIL raises these for truncated/garbage files
-        raise CorruptImageError(str(path), str(exc)) from exc
+        raise CorruptImageError(name, str(exc)) from exc
+    return to_8bit(img)
+
+
+def load_image(path: str) -> Image.Image:
+    """Decode an image file (:func:`decode_image`), naming the file on failure."""
+    return decode_image(path, str(path))

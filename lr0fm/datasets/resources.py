@@ -65,6 +65,13 @@ def check_templates(items: list[str], source: str) -> list[str]:
                 f"{source}, template {line_no} {template!r} has no {PLACEHOLDER!r} placeholder; every "
                 f"template must contain {PLACEHOLDER} where the class name goes, e.g. 'a photo of a {{c}}.'"
             )
+        try:
+            template.format(c="x")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise DatasetError(
+                f"{source}, template {line_no} {template!r} is not a valid template ({type(exc).__name__}: {exc}): "
+                f"the only placeholder is {PLACEHOLDER}; write a literal brace as {{{{ or }}}}"
+            ) from None
     return items
 
 

@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 
 from PIL import Image
 
-from lr0fm.datasets.base import CorruptImageError, DatasetError
+from lr0fm.datasets.base import DatasetError, decode_image
 
 
 @dataclass(frozen=True)
@@ -65,9 +65,12 @@ def scan_shard(shard: Path, text_extensions: Iterable[str] = ()) -> list[ShardSa
     """
     wanted = {ext.lower() for ext in text_extensions}
     samples: dict[str, ShardSample] = {}
+    size = os.path.getsize(shard)
     try:
         with tarfile.open(shard, "r:") as tar:
             for info in tar:
+                if info.offset_data + info.size > size:
+                    raise DatasetError(_truncated(shard, f"member {info.name!r} is cut off"))
                 if not info.isfile():
                     continue
                 key, ext = split_key(info.name)
@@ -77,9 +80,24 @@ def scan_shard(shard: Path, text_extensions: Iterable[str] = ()) -> list[ShardSa
                 sample.members[ext] = ShardMember(str(shard), key, info.offset_data, info.size)
                 if ext in wanted:
                     sample.texts[ext] = tar.extractfile(info).read().decode("utf-8").strip()  # type: ignore[union-attr]
+            end = tar.offset  # where tarfile stopped reading: the end-of-archive marker of a whole shard
     except tarfile.TarError as exc:
         raise DatasetError(f"cannot read shard {str(shard)!r} ({exc}); re-download or re-make it.") from exc
+    with open(shard, "rb") as fh:  # tarfile stops silently at a cut-off header: check what follows
+        fh.seek(end)
+        tail = fh.read(1 << 20)
+    if tail.strip(b"\0"):
+        raise DatasetError(_truncated(shard, f"the member after byte {end} is cut off or damaged"))
+    if len(tail) < 2 * tarfile.BLOCKSIZE:
+        raise DatasetError(_truncated(shard, "it ends without tar's end-of-archive marker"))
     return list(samples.values())
+
+
+def _truncated(shard: Path, what: str) -> str:
+    return (
+        f"shard {str(shard)!r} is truncated: {what}, so samples after it would be lost; re-download or re-make "
+        "it (a complete tar ends with two zero blocks)"
+    )
 
 
 @dataclass
@@ -101,13 +119,7 @@ class ShardReader:
 
     def __call__(self, member: ShardMember) -> Image.Image:
         """Decode ``member``'s image, raising :class:`CorruptImageError` naming ``shard#key`` on failure."""
-        data = self.read(member)
-        try:
-            with Image.open(io.BytesIO(data)) as img:
-                img.load()  # kept in its stored mode: the LR protocol converts to RGB after resizing
-            return img
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise CorruptImageError(str(member), str(exc)) from exc
+        return decode_image(io.BytesIO(self.read(member)), str(member))
 
     def __getstate__(self) -> dict[str, Any]:
         return {"_handles": {}, "_pid": -1}
