@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -141,19 +142,31 @@ class ResultsStore:
     def _write(self, rows: list[dict]) -> None:
         with atomic_path(self.jsonl_path) as tmp:
             tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        with atomic_path(self.csv_path) as tmp, tmp.open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
+        with atomic_path(self.csv_path) as tmp:
+            tmp.write_bytes(_csv_text(rows).encode())
 
     def repair(self) -> int:
-        """Rewrite a table that holds duplicate rows with the newest row of each cell; return how many were dropped."""
+        """Rewrite a table that holds duplicate rows with the newest row of each cell; return how many were dropped.
+
+        Also rewrites ``results.csv`` when it differs from ``results.jsonl`` (a kill between the two files'
+        replacements leaves the CSV one cell behind).
+        """
         with _locked(self.lock_path):
             rows = self.records()
             dropped = self.duplicates
-            if dropped:
+            csv_bytes = self.csv_path.read_bytes() if self.csv_path.is_file() else None
+            if dropped or (rows and csv_bytes != _csv_text(rows).encode()):
                 self._write(rows)
         return dropped
+
+
+def _csv_text(rows: list[dict]) -> str:
+    """``results.csv`` of ``rows``."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=RESULT_COLUMNS, extrasaction="ignore", lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
 
 
 def write_predictions(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from lr0fm.atomic import write_text_atomic
+from lr0fm.atomic import remove_stale_temporaries, write_text_atomic
 from lr0fm.benchmark.classifier import ClassifierCache
 from lr0fm.benchmark.config import BenchmarkConfig
 from lr0fm.benchmark.data import MultiResolutionDataset, make_loader, view_pipeline
@@ -23,6 +23,7 @@ from lr0fm.benchmark.outputs import (
     write_predictions,
 )
 from lr0fm.benchmark.sweep import BenchmarkModel, RunInfo, shard_cells
+from lr0fm.faults import kill_point
 from lr0fm.jobs import resolve_shard
 from lr0fm.protocols import PAPER_TEXT_CHAIN, get_protocol, parse_resolutions
 
@@ -112,6 +113,7 @@ def run_benchmark(config: BenchmarkConfig, *, log=_print) -> list[dict]:
     resolutions = parse_resolutions(config.resolutions)
     protocol = get_protocol(config.protocol)
     output = Path(config.output)
+    remove_stale_temporaries(output)  # left by a killed run
     store = ResultsStore(output)
     if store.repair():
         log(f"note: {store.jsonl_path} held duplicate rows (written by an older lr0fm): kept the newest of each cell")
@@ -194,7 +196,9 @@ def run_benchmark(config: BenchmarkConfig, *, log=_print) -> list[dict]:
                 path = predictions_path(output, protocol.name, label, task.name)
                 ids = [task.dataset.sample_id(i) for i in range(len(task.dataset))]
                 write_predictions(path, predictions, task.resolutions, ids, task.dataset.classnames)
+                kill_point("cell-predictions")
             store.upsert({**rec, **info.columns()} for rec in records)
+            kill_point("cell-row")
             accs = ", ".join(f"{r['resolution']}: {100 * r['top1']:.1f}%" for r in records)
             log(f"{label} on {task.name} ({records[0]['num_samples']} images): {accs}")
 
