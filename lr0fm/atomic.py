@@ -10,6 +10,7 @@ starts again.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import socket
@@ -19,6 +20,8 @@ from pathlib import Path
 
 from lr0fm.faults import kill_point
 
+#: errors of a full disk, a quota or a file-size limit
+_DISK_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _HOST = re.sub(r"[^A-Za-z0-9]+", "", socket.gethostname())[:32] or "host"
 _TEMPORARY = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9]+)-(?P<pid>\d+)-[0-9a-f]{8}\.tmp$")
 
@@ -67,6 +70,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp
         kill_point("atomic-rename")
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno in _DISK_FULL:
+            raise OSError(
+                exc.errno,
+                f"cannot write {path}: {exc.strerror}; its previous version (if any) is intact, "
+                "free some space (or raise the file-size limit) and rerun to continue",
+            ) from exc
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

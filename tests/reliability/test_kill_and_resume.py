@@ -87,3 +87,23 @@ def test_a_kill_at_every_file_replacement_then_a_rerun_equals_an_uninterrupted_r
         assert snapshot(out) == uninterrupted, f"kill at replacement {nth}"
         nth += 1
     assert killed >= 8
+
+
+def test_a_full_disk_names_the_file_and_keeps_earlier_outputs(world, uninterrupted, tmp_path):
+    """A file-size limit (``ulimit -f``) stands in for a full disk: the write fails, nothing is torn."""
+    out = tmp_path / "out"
+    assert bench(world, out) == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != "config.yaml"}
+    _, model, folders = world
+    big = make_image_folder(tmp_path / "big", num_classes=3, per_class=15, seed=5)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
+    cmd = (f"ulimit -f 8; exec {sys.executable} -m lr0fm.cli benchmark --model {model} --dataset "
+           f"folder:{folders[0]} folder:{folders[1]} folder:{big} --resolutions 8 hr --output {out} "
+           "--accelerator cpu --workers 0 --batch_size 4 --seed 0")  # fmt: skip
+    proc = subprocess.run(["bash", "-c", cmd], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    (line,) = [x for x in proc.stderr.splitlines() if "error:" in x]
+    assert "File too large" in line and str(out) in line and "rerun" in line and "Traceback" not in proc.stderr
+    assert {p: p.read_bytes() for p in before} == before  # every earlier output is intact (config.yaml: this run's)
+    assert not list(out.rglob("*.tmp"))
+    assert bench(world, out) == 0  # the limit lifted: the folder is still usable
