@@ -68,7 +68,7 @@ def with_property(ctx: ReportContext, rows: list[dict], key: str, what: str, ana
         )
     elif lacking:
         shown = ", ".join(lacking[:6]) + (f" and {len(lacking) - 6} more" if len(lacking) > 6 else "")
-        ctx.note(f"{analysis}: no {what} for {len(lacking)} model(s) ({shown}); pass --backbones TABLE")
+        ctx.note(f"{analysis}: the backbone table gives no {what} for {len(lacking)} model(s) ({shown}); left out")
     return kept
 
 

@@ -323,12 +323,23 @@ def summary_tables(ctx: ReportContext) -> list[dict[str, Any]]:
     return tables
 
 
+def display_path(path: Path) -> str:
+    """``path`` relative to the working directory, or to the installed package's parent, else absolute."""
+    import lr0fm
+
+    path = path.resolve()
+    for base in (Path.cwd(), Path(lr0fm.__file__).resolve().parents[1]):
+        if path.is_relative_to(base):
+            return str(path.relative_to(base))
+    return str(path)
+
+
 def report_metadata(ctx: ReportContext, options: ReportOptions, path: Path, folder: Path | None) -> list[list[str]]:
     """The report's own settings, then the run's metadata."""
     from lr0fm import __version__
 
     items = [
-        ("results", str(path)),
+        ("results", options.results if str(path) == options.results else f"{options.results} ({display_path(path)})"),
         ("rows / models / datasets", f"{len(ctx.table.rows)} / {len(ctx.models)} / {len(ctx.datasets)}"),
         ("resolutions", ", ".join(map(str, ctx.resolutions)) + ", hr"),
         ("figures at", f"{ctx.resolution} px"),

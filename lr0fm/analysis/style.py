@@ -9,10 +9,11 @@ import numpy as np
 
 from lr0fm.catalog import DISPLAY_NAMES
 
-#: Okabe-Ito and tab10-like colours, distinguishable in print; families beyond them cycle through ``tab20``.
+#: Okabe-Ito and tab10 colours, distinguishable in print (yellow and grey last: faint on white, and grey is the
+#: colour of context); families beyond them cycle through ``tab20``.
 _PALETTE = (
-    "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000",
-    "#8c564b", "#7f7f7f", "#bcbd22", "#17becf", "#9467bd", "#e377c2",
+    "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#bcbd22", "#000000",
+    "#8c564b", "#9467bd", "#17becf", "#e377c2", "#F0E442", "#7f7f7f",
 )  # fmt: skip
 
 
@@ -23,7 +24,7 @@ def pyplot() -> Any:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"svg.hashsalt": "lr0fm", "svg.fonttype": "none", "font.size": 9})
+    plt.rcParams.update({"svg.hashsalt": "lr0fm", "svg.fonttype": "none"})  # stable SVG ids, text kept as text
     return plt
 
 
