@@ -1,13 +1,16 @@
 # Two commands do all set-up on a fresh machine:
-#   make demo   - create/reuse .venv, install lr0fm, run the embedded default job
-#   make test   - create/reuse .venv, install lr0fm with dev extras, run the default test suite
+#   make demo   - create/reuse .venv, install lr0fm, run the embedded default job and write its report
+#   make test   - create/reuse .venv, install lr0fm with dev extras (and Debian's chromium for the report's
+#                 browser test when missing and this machine allows: .ci/ensure-chromium), run the default suite
 #   make lint   - ruff check and ruff format --check over the whole tree (CI runs it too)
+#   make docs-report - regenerate docs/report (the report of the shipped published table)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.lr0fm-installed
 
-.PHONY: demo test test-slow lint bench clean-venv
+.PHONY: demo test test-slow lint bench clean-venv chromium docs-report
+DEMO_OUT := lightning_logs/benchmark/toy
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,13 +19,21 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/lr0fm benchmark --config toy
+	$(BIN)/lr0fm benchmark --config toy --output $(DEMO_OUT)
+	$(BIN)/lr0fm report $(DEMO_OUT) --output $(DEMO_OUT)/report
+	@echo "toy report: file://$(abspath $(DEMO_OUT)/report/index.html)"
 
-test: $(STAMP)
+chromium:
+	@.ci/ensure-chromium
+
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q
 
-test-slow: $(STAMP)
+test-slow: $(STAMP) chromium
 	$(BIN)/python -m pytest -q -m slow
+
+docs-report: $(STAMP)
+	$(BIN)/python docs/build_report.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

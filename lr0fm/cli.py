@@ -24,6 +24,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "lr0fm.metrics.cli",
         "ACC/SAR/WAR robustness metrics of a results table; `metrics optimize-weights` fits WAR weights",
     ),
+    "report": (
+        "lr0fm.analysis.report_cli",
+        "the paper's figures and one self-contained index.html from a results table (or benchmark folder)",
+    ),
     "synth": (
         "lr0fm.synth.cli",
         "generate the diffusion-made HR training set of LR-TK0 (resumable, shardable across GPUs)",
