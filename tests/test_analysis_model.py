@@ -101,6 +101,52 @@ def test_analyze_help_imports_no_heavy_library():
     assert out.strip().splitlines()[-1] == "0 []"
 
 
+# --- the hooks on open_clip and timm towers ----------------------------------------------------------------------
+
+
+def _tiny_tower(kind):
+    import timm
+    from open_clip.transformer import Transformer, VisionTransformer
+
+    torch.manual_seed(0)
+    if kind == "open_clip_seq_first":
+        tower = VisionTransformer(
+            image_size=32, patch_size=8, width=32, layers=3, heads=2, mlp_ratio=2.0, output_dim=16
+        )
+        tower.transformer = Transformer(32, 3, 2, mlp_ratio=2.0, batch_first=False)
+        return tower.eval(), 32
+    name, size = {"eva02": ("eva02_tiny_patch14_224", 56), "siglip": ("vit_base_patch16_siglip_224", 32)}[kind]
+    tower = timm.create_model(name, pretrained=False, img_size=size, embed_dim=32, depth=3, num_heads=2, num_classes=0)
+    return tower.eval(), size
+
+
+@pytest.mark.parametrize("kind", ["open_clip_seq_first", "eva02", "siglip"])
+def test_block_features_and_grad_cam_on_open_clip_and_timm_towers(kind):
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from lr0fm.analysis.vit_hooks import BlockFeatures, cam_target_layer, vit_reshape_transform
+    from lr0fm.lrtk0 import tower_layout
+
+    tower, size = _tiny_tower(kind)
+    x = torch.randn(3, 3, size, size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad(), BlockFeatures(tower) as hooks:
+        tower(x)
+        features = hooks.take()
+        # the towers' own forward_intermediates: spatial tokens of every block, prefix tokens dropped
+        if kind.startswith("open_clip"):
+            expected = tower.forward_intermediates(x, intermediates_only=True, output_fmt="NLC")["image_intermediates"]
+        else:
+            expected = tower.forward_intermediates(x, intermediates_only=True, output_fmt="NLC")
+    assert len(features) == 3
+    for ours, theirs in zip(features, expected):
+        assert torch.allclose(ours, theirs.mean(dim=1), atol=1e-5)
+    layout = tower_layout(tower)
+    with GradCAM(tower, [cam_target_layer(layout)], vit_reshape_transform(layout)) as cam:
+        maps = cam(input_tensor=x, targets=[ClassifierOutputTarget(0)] * 3)
+    assert maps.shape == (3, size, size) and np.isfinite(maps).all() and maps.max() > 0
+
+
 # --- the analyses on toyclip -------------------------------------------------------------------------------------
 
 
@@ -293,6 +339,15 @@ def test_mispredictions_are_exactly_those_of_the_predictions_file(tmp_path):
     argv[argv.index("--predictions") + 1], argv[-1] = str(file), str(direct)
     assert lr0fm_main(argv) == 0
     assert read_csv(direct / "mispredictions_toyclip_toy-color.csv") == rows
+
+
+def test_the_grid_shows_distinct_images_class_by_class():
+    from lr0fm.analysis.mispredictions import examples_to_show
+
+    cases = [({"index": i, "label": label}, r) for i, label in ((0, 0), (1, 0), (2, 0), (5, 1), (9, 2)) for r in "ab"]
+    shown = examples_to_show(cases, 4)
+    assert [(c[0]["index"], c[1]) for c in shown] == [(0, "a"), (5, "a"), (9, "a"), (1, "a")]
+    assert len(examples_to_show(cases, 99)) == 5
 
 
 # --- bad input ---------------------------------------------------------------------------------------------------

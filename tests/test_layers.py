@@ -9,7 +9,7 @@ Layers, bottom first (a subpackage may import its own modules and lower layers):
 2. ``metrics``, ``datasets``, ``models`` (independent of each other)
 3. ``lrtk0`` (LR tokens, their training)
 4. ``benchmark`` (scoring, sweeps, the zero-shot callback), ``synth`` (the diffusion generator)
-5. ``toy`` (the toy world, a plug-in)
+5. ``toy`` (the toy world, a plug-in), ``analysis`` (the paper's analyses as figures)
 6. ``lr0fm.cli`` (the command line: imports subcommands by name only)
 """
 
@@ -29,7 +29,7 @@ LAYER = {
     "lr0fm.metrics": 2, "lr0fm.datasets": 2, "lr0fm.models": 2,
     "lr0fm.lrtk0": 3,
     "lr0fm.benchmark": 4, "lr0fm.synth": 4,
-    "lr0fm.toy": 5,
+    "lr0fm.toy": 5, "lr0fm.analysis": 5,
     "lr0fm.cli": 6,
 }  # fmt: skip
 

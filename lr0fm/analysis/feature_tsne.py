@@ -137,7 +137,7 @@ def _plot(points, embeddings: Embeddings, stats, classnames: list[str], title: s
     legend = len(classes) <= 20
     if legend:
         handles, names = axes[0][0].get_legend_handles_labels()
-        fig.legend(handles, names, loc="center right", fontsize=7, markerscale=1.5)
+        fig.legend(handles, names, loc="center left", bbox_to_anchor=(0.865, 0.5), fontsize=7, markerscale=1.5)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0, 0.86 if legend else 1, 0.95))
     return fig

@@ -164,8 +164,8 @@ def _layer_matrices(result: LayerSimilarity, title: str):
 
     lows = [r for r in result.resolutions if r != HR]
     fig, axes = plt.subplots(
-        len(result.variants), len(lows), figsize=(2.6 * len(lows) + 0.8, 2.6 * len(result.variants) + 0.6),
-        squeeze=False,
+        len(result.variants), len(lows), figsize=(2.6 * len(lows) + 0.8, 2.8 * len(result.variants) + 0.6),
+        squeeze=False, layout="constrained",
     )  # fmt: skip
     image = None
     for i, variant in enumerate(result.variants):

@@ -119,6 +119,27 @@ def select_mispredictions(records: list[dict[str, Any]], resolutions: list[int |
     return chosen
 
 
+def examples_to_show(cases: list[tuple], count: int) -> list[tuple]:
+    """Up to ``count`` cases ``(record, resolution, ...)`` for the grid: distinct images, the classes in turn.
+
+    Each image appears once, at the lowest resolution it is wrong at; images are taken class by class in
+    turn (in file order within a class), so one class with many mistakes does not fill the grid.
+    """
+    first: dict[int, tuple] = {}
+    for case in cases:
+        first.setdefault(int(case[0]["index"]), case)
+    by_class: dict[int, list[tuple]] = {}
+    for case in first.values():
+        by_class.setdefault(int(case[0]["label"]), []).append(case)
+    queues = [by_class[c] for c in sorted(by_class)]
+    shown: list[tuple] = []
+    depth = 0
+    while len(shown) < count and any(depth < len(q) for q in queues):
+        shown += [q[depth] for q in queues if depth < len(q)][: count - len(shown)]
+        depth += 1
+    return shown
+
+
 @dataclass
 class SemanticCloseness:
     """Text-embedding similarity of a wrong prediction to the true class, with its baselines.
@@ -255,9 +276,10 @@ def analyze_mispredictions(inputs: ModelAnalysisInputs) -> list[FigureRecord]:
     grid = FigureRecord(
         name=figure_name("mispredictions", model.label, dataset.name),
         title=f"Right at HR, wrong at low resolution: {about}",
-        caption=f"{min(inputs.images, len(selected))} of the {len(selected)} (image, resolution) cases right at HR "
-        "and wrong at low resolution, with the top-5 at that resolution and the text-embedding cosine of the "
-        "predicted and the true class (paper Fig. 2); the CSV lists all of them.",
+        caption=f"Images right at HR and wrong at low resolution ({len(selected)} (image, resolution) cases, "
+        f"{min(inputs.images, len({int(rec['index']) for rec, _ in selected}))} images shown, the classes in turn), "
+        "with the top-5 at that resolution and the text-embedding cosine of the predicted and the true class "
+        "(paper Fig. 2); the CSV lists every case.",
         command=inputs.command,
         section=SECTION,
         analysis="mispredictions",
@@ -272,7 +294,7 @@ def analyze_mispredictions(inputs: ModelAnalysisInputs) -> list[FigureRecord]:
         section=SECTION,
         analysis="mispredictions",
     )
-    shown = [(rec, r, c) for (rec, r), c in zip(selected, closeness_of)][: inputs.images]
+    shown = examples_to_show([(rec, r, c) for (rec, r), c in zip(selected, closeness_of)], inputs.images)
     transforms = {r: model.transform([int(r), HR]) for r in {r for _, r, _ in shown}}
     return [
         save_figure(_grid(shown, dataset, transforms, grid.title), inputs.output, grid, rows),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -235,8 +236,12 @@ def iter_views(
 
 
 def figure_name(analysis: str, model_label: str, dataset: str) -> str:
-    """A figure's file stem, unique per (analysis, model, dataset) so many runs can share a report folder."""
-    return f"{analysis}_{slug(model_label)}_{slug(dataset)}"
+    """A figure's file stem, unique per (analysis, model, dataset) so many runs can share a report folder.
+
+    Only letters, digits, ``.``, ``_`` and ``-``, so the name is a plain relative URL in ``index.html``.
+    """
+    plain = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{analysis}_{slug(model_label)}_{slug(dataset)}")
+    return plain.strip("_")
 
 
 def to_picture(image: torch.Tensor, normalization: tuple[Sequence[float], Sequence[float]] | None) -> Any:
