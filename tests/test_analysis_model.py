@@ -379,6 +379,21 @@ def test_bad_input_is_a_clear_error(tmp_path, capsys, argv, message):
     assert not (tmp_path / "figures.json").exists()
 
 
+def test_a_tower_without_transformer_blocks_is_a_clear_error(tmp_path, capsys):
+    resnet = {
+        "embed_dim": 32,
+        "vision_cfg": {"image_size": 32, "layers": [1, 1, 1, 1], "width": 8},
+        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+    }
+    spec = tmp_path / "tiny-resnet-clip.json"
+    spec.write_text(json.dumps(resnet))
+    argv = ["analyze", "layer-similarity", "--model", str(spec), "--dataset", "toy-color", "--images", "4",
+            "--output", str(tmp_path / "out")]  # fmt: skip
+    assert lr0fm_main(argv) == 2
+    err = capsys.readouterr().err
+    assert "this analysis reads the transformer blocks of a ViT vision tower" in err and "ModifiedResNet" in err
+
+
 def test_missing_or_foreign_predictions_are_clear_errors(tmp_path, capsys):
     base = ["analyze", "mispredictions", "--model", "toyclip", "--dataset", "toy-color", "--output", str(tmp_path)]
     bench = tmp_path / "bench"
@@ -397,6 +412,8 @@ def test_missing_or_foreign_predictions_are_clear_errors(tmp_path, capsys):
     argv[argv.index("toy-color")] = "toy-size"
     assert lr0fm_main(argv) == 2
     assert "written for another dataset" in capsys.readouterr().err
+    assert lr0fm_main([*base, "--predictions", str(file), "--resolutions", "16", "32"]) == 2
+    assert "has no predictions at 32 px (it has 8, 16)" in capsys.readouterr().err
     (bench / "bad.jsonl").write_text('{"index": 0}\n')
     assert lr0fm_main([*base, "--predictions", str(bench / "bad.jsonl")]) == 2
     assert "not a predictions record written by lr0fm benchmark" in capsys.readouterr().err

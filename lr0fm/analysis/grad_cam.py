@@ -33,8 +33,7 @@ from lr0fm.analysis.model_inputs import (
     resolution_label,
     to_picture,
 )
-from lr0fm.analysis.vit_hooks import cam_target_layer, vit_reshape_transform
-from lr0fm.lrtk0.towers import tower_layout
+from lr0fm.analysis.vit_hooks import cam_target_layer, vit_layout, vit_reshape_transform
 from lr0fm.models.base import Backbone
 
 SECTION = "Inside the model"
@@ -71,7 +70,7 @@ def grad_cam_maps(model: AnalysisModel, head: ZeroShotLogits, images: torch.Tens
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    layout = tower_layout(model.backbone)
+    layout = vit_layout(model.backbone)
     with torch.enable_grad(), GradCAM(head, [cam_target_layer(layout)], vit_reshape_transform(layout)) as cam:
         return cam(input_tensor=images.to(model.device), targets=[ClassifierOutputTarget(t) for t in targets])
 

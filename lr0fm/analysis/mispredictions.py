@@ -234,6 +234,11 @@ def analyze_mispredictions(inputs: ModelAnalysisInputs) -> list[FigureRecord]:
         raise PredictionsError("mispredictions need --predictions (a `lr0fm benchmark` output folder or file)")
     path = predictions_path(inputs.options["predictions"], model.label, dataset.name, model.protocol)
     records = read_predictions(path, dataset)
+    have = [r for r in records[0]["top5"] if r != HR]
+    missing = [str(r) for r in inputs.resolutions if r != HR and str(r) not in have]
+    if missing:
+        raise PredictionsError(f"{path} has no predictions at {', '.join(missing)} px (it has {', '.join(have)}); "
+                               "pass --resolutions among those or rerun the benchmark with them")  # fmt: skip
     selected = select_mispredictions(records, inputs.resolutions)
     with torch.no_grad():
         classes = model.classifier(dataset).float()

@@ -18,6 +18,19 @@ from lr0fm.lrtk0.towers import TowerError, TowerLayout, tower_layout
 from lr0fm.models.base import Backbone
 
 
+def vit_layout(visual: nn.Module | Backbone) -> TowerLayout:
+    """The tower's layout, or an error saying that this analysis reads the blocks of a ViT.
+
+    Raises:
+        TowerError: not a ViT tower :func:`~lr0fm.lrtk0.tower_layout` knows (e.g. a ResNet or BLIP's tower).
+
+    """
+    try:
+        return tower_layout(visual)
+    except TowerError as exc:
+        raise TowerError(f"this analysis reads the transformer blocks of a ViT vision tower; {exc}") from exc
+
+
 def _batch_first(layout: TowerLayout, x: torch.Tensor) -> torch.Tensor:
     return x if layout.batch_first else x.transpose(0, 1)
 
@@ -44,7 +57,7 @@ class BlockFeatures:
     """
 
     def __init__(self, visual: nn.Module | Backbone) -> None:
-        self.layout = tower_layout(visual)
+        self.layout = vit_layout(visual)
         self.features: list[torch.Tensor | None] = [None] * self.layout.num_blocks
         self._handles: list = []
 
