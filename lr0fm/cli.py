@@ -39,6 +39,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "lr0fm.lrtk0.cli.export",
         "write the tokens-only export of an LR-TK0 checkpoint (for `benchmark --lr_tokens`)",
     ),
+    "analyze": (
+        "lr0fm.analysis.analyze_cli",
+        "model analyses as report figures: layer-similarity, tsne, gradcam, mispredictions (paper Figs. 2, 7, 8, 16)",
+    ),
 }
 
 USAGE = "usage: lr0fm [-h] [--version] <command> [<args>] [--debug]"

@@ -9,7 +9,7 @@ Layers, bottom first (a subpackage may import its own modules and lower layers):
 2. ``metrics``, ``datasets``, ``models`` (independent of each other)
 3. ``lrtk0`` (LR tokens, their training)
 4. ``benchmark`` (scoring, sweeps, the zero-shot callback), ``synth`` (the diffusion generator)
-5. ``toy`` (the toy world, a plug-in), ``analysis`` (the paper's analyses and ``lr0fm report``)
+5. ``toy`` (the toy world, a plug-in), ``analysis`` (the paper's analyses: ``lr0fm report`` and ``lr0fm analyze``)
 6. ``lr0fm.cli`` (the command line: imports subcommands by name only)
 """
 
