@@ -101,13 +101,13 @@ def test_report_on_hand_made_table():
     weights = {"dtd": 0.5, "eurosat": 1.0}
     report = compute_report(ResultsTable.from_records(HAND), weights=weights)
     s1 = report.summary_for("m1", 16)
-    assert s1.acc == pytest.approx(100 * (0.25 + 0.60) / 2)
-    assert s1.sar == pytest.approx(100 * (0.5 + 0.75) / 2)
+    assert s1.acc == pytest.approx((0.25 + 0.60) / 2)  # fractions, as in the table
+    assert s1.sar == pytest.approx((0.5 + 0.75) / 2)
     g_dtd, g_eu = _G(0.5, 0.25, 47), _G(0.8, 0.6, 10)
-    assert s1.war == pytest.approx(100 * (0.5 * g_dtd + 1.0 * g_eu) / 1.5)
+    assert s1.war == pytest.approx((0.5 * g_dtd + 1.0 * g_eu) / 1.5)
     s2 = report.summary_for("m2", 16)
-    assert s2.sar == pytest.approx(100 * (0.75 + 0.2) / 2)
-    assert s2.war == pytest.approx(100 * (0.5 * _G(0.4, 0.3, 47) + _G(0.5, 0.1, 10)) / 1.5)
+    assert s2.sar == pytest.approx((0.75 + 0.2) / 2)
+    assert s2.war == pytest.approx((0.5 * _G(0.4, 0.3, 47) + _G(0.5, 0.1, 10)) / 1.5)
     assert (s1.rank_war, s2.rank_war) == (1, 2)
     per = {(d.model, d.dataset, d.resolution): d for d in report.per_dataset}
     assert per[("m2", "eurosat", 16)].gamma == pytest.approx(0.2)
@@ -145,7 +145,7 @@ def test_reference_model_uses_baseline_hr_accuracy():
     per = {(d.model, d.dataset, d.resolution): d for d in report.per_dataset}
     assert per[("m1+tokens", "dtd", 16)].gamma == pytest.approx(0.35 / 0.50)
     assert per[("m1+tokens", "dtd", "hr")].gamma == pytest.approx(0.45 / 0.50)
-    assert report.summary_for("m1+tokens", "hr").sar == pytest.approx(100 * (0.9 + 1.0) / 2)
+    assert report.summary_for("m1+tokens", "hr").sar == pytest.approx((0.9 + 1.0) / 2)
 
 
 # --- dataset representation (Spearman) ---------------------------------------------------------------------
@@ -198,7 +198,8 @@ def test_missing_hr_row_names_model_and_dataset():
 def test_duplicate_rows_are_named(tmp_path):
     path = write_csv(tmp_path / "r.csv", HAND + rows(("m1", "dtd", 16, 0.3)))
     with pytest.raises(
-        ResultsTableError, match=r"duplicate rows for model 'm1', dataset 'dtd', resolution 16: r.csv:3 and r.csv:10"
+        ResultsTableError,
+        match=r"duplicate rows for model .m1., dataset .dtd., resolution 16: \S*r.csv:3 and \S*r.csv:10",
     ):
         load_results(path)
 
@@ -213,12 +214,18 @@ def test_accuracy_out_of_range_and_percent_hint(tmp_path):
     assert "percentages" not in str(err.value)
 
 
-def test_zero_hr_accuracy():
+def test_zero_hr_accuracy_is_undefined_not_an_error():
     recs = [
         dict(r, top1=0.0) if (r["model"], r["dataset"], r["resolution"]) == ("m1", "dtd", "hr") else r for r in HAND
     ]
-    with pytest.raises(ResultsTableError, match=r"A_HR = 0 for model 'm1' on dataset 'dtd'"):
-        compute_report(ResultsTable.from_records(recs))
+    report = compute_report(ResultsTable.from_records(recs))  # gamma = A_n / A_HR is undefined: NaN, never a crash
+    per = {(d.model, d.dataset, d.resolution): d for d in report.per_dataset}
+    assert math.isnan(per[("m1", "dtd", 16)].gamma) and math.isnan(per[("m1", "dtd", 16)].Gamma)
+    s1 = report.summary_for("m1", 16)
+    assert math.isnan(s1.sar) and math.isnan(s1.war) and s1.rank_war is None
+    assert s1.acc == pytest.approx((0.25 + 0.60) / 2)  # accuracy is still defined
+    assert report.summary_for("m2", 16).rank_war == 1
+    assert any("HR top-1 is 0 for m1 / dtd" in n for n in report.notes)
 
 
 def test_unknown_dataset_needs_class_count():
@@ -252,7 +259,7 @@ def test_model_missing_a_dataset_errors_unless_allowed():
         compute_report(ResultsTable.from_records(recs))
     report = compute_report(ResultsTable.from_records(recs), allow_missing=True)
     s3 = report.summary_for("m3", 16)
-    assert s3.num_datasets == 1 and s3.sar == pytest.approx(50.0)
+    assert s3.num_datasets == 1 and s3.sar == pytest.approx(0.5)
     assert any("aggregated over the datasets present" in n for n in report.notes)
 
 

@@ -20,12 +20,12 @@ def test_metrics_cli_writes_the_three_tables(tmp_path, capsys):
     out = tmp_path / "out"
     assert lr0fm_main(["metrics", "report", str(results), "--output", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "| model | ACC-HR | ACC-16 | SAR-16 | WAR-16 |" in printed
+    assert "| model | ACC-HR (%) | ACC-16 (%) | SAR-16 (%) | WAR-16 (%) |" in printed
     with open(out / "summary.csv") as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == ["model", "resolution", "acc", "sar", "war", "rank_war"]
     assert [r[0] for r in rows[1:]] == ["m1", "m2"]
-    assert float(rows[1][3]) == pytest.approx(100 * (0.5 + 0.75) / 2)
+    assert float(rows[1][3]) == pytest.approx((0.5 + 0.75) / 2)  # files hold fractions
     with open(out / "per_dataset.csv") as fh:
         assert next(csv.reader(fh)) == ["model", "dataset", "resolution", "top1", "gamma", "Gamma"]
     with open(out / "correlations.csv") as fh:

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lr0fm.metrics.robustness import DEFAULT_ALPHA
+from lr0fm.metrics.robustness import DEFAULT_ALPHA, check_alpha
 
 REPORT, OPTIMIZE = "report", "optimize-weights"
 #: ``--num_classes paper``: the class counts of the authors' MetaData/generate_SAR_WAR.py
@@ -50,7 +50,9 @@ def _common(parser) -> None:
         help="results table (CSV or JSON Lines): model,dataset,resolution,top1[,protocol,top5,num_samples,"
         "num_classes]; 'lr0fm66' is the published table of the paper's 66 backbones (shipped)",
     )
-    parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="decay rate of Gamma near chance accuracy")
+    parser.add_argument(
+        "--alpha", type=float, default=DEFAULT_ALPHA, help="decay rate of Gamma near chance accuracy (finite, > 0)"
+    )
     parser.add_argument(
         "--num_classes",
         nargs="+",
@@ -154,13 +156,58 @@ def _report_output(args) -> Path:
     return Path(args.output) if args.output else Path("lightning_logs") / "metrics" / Path(args.results).stem
 
 
+def _file_above(path: Path) -> Path | None:
+    """The nearest existing ancestor of ``path`` when it is not a folder (nothing can be created below it)."""
+    for parent in path.parents:
+        if parent.exists():
+            return None if parent.is_dir() else parent
+    return None
+
+
+def check_output_folder(path: Path, flag: str = "--output") -> None:
+    """Refuse an output folder that is a file or lies below one, before any work.
+
+    Raises:
+        ValueError: naming the path and what is expected there.
+
+    """
+    blocker = path if path.exists() and not path.is_dir() else _file_above(path)
+    if blocker is not None:
+        raise ValueError(
+            f"{flag} {str(path)!r}: {str(blocker)!r} is a file; expected a folder for summary.csv, per_dataset.csv, "
+            "correlations.csv, summary.md and config.yaml (pass another --output)"
+        )
+
+
+def check_output_file(path: Path, flag: str = "--output") -> None:
+    """Refuse an output file path that is a folder or lies below a file, before any work.
+
+    Raises:
+        ValueError: naming the path and what is expected there.
+
+    """
+    if path.is_dir():
+        raise ValueError(
+            f"{flag} {str(path)!r} is a folder; expected the weights YAML file to write, e.g. "
+            f"{str(path / 'weights.yaml')!r}"
+        )
+    blocker = _file_above(path)
+    if blocker is not None:
+        raise ValueError(
+            f"{flag} {str(path)!r}: {str(blocker)!r} is a file, not a folder; expected a writable YAML path"
+        )
+
+
 def run_metrics(args: Any) -> int:
     """Compute and write the report."""
     from lr0fm.metrics.markdown import report_markdown
     from lr0fm.metrics.report import compute_report
     from lr0fm.metrics.weights import load_weights
 
+    check_alpha(args.alpha, "--alpha")
     counts = _class_counts(args.num_classes)
+    output = _report_output(args)
+    check_output_folder(output)
     table = _load_table(args)
     weights = load_weights(args.weights) if args.weights else None
     references = dict(_key_value(r, "MODEL=BASE", "--reference") for r in args.reference)
@@ -172,7 +219,6 @@ def run_metrics(args: Any) -> int:
         allow_missing=args.allow_missing,
         references=references,
     )
-    output = _report_output(args)
     paths = report.write(output)
     if not args.quiet:
         print(report_markdown(report))
@@ -183,12 +229,36 @@ def run_metrics(args: Any) -> int:
     return 0
 
 
+def _check_optimizer_flags(args: Any) -> None:
+    """Refuse optimiser settings that cannot give meaningful weights, naming the flag (before any work).
+
+    Raises:
+        ValueError: non-finite or unordered ``--bounds``, ``--trials``/``--batch_size`` < 1, ``--refine_steps``
+            < 0, or a ``--seed`` outside [0, 2**32).
+
+    """
+    import math
+
+    lo, hi = args.bounds
+    if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo < hi):
+        raise ValueError(f"--bounds {lo:g} {hi:g}: expected finite LO HI with 0 <= LO < HI (default 0.01 1)")
+    for flag, value, least in (("--trials", args.trials, 1), ("--batch_size", args.batch_size, 1),
+                               ("--refine_steps", args.refine_steps, 0)):  # fmt: skip
+        if value < least:
+            raise ValueError(f"{flag} {value}: must be >= {least}")
+    if not 0 <= args.seed < 2**32:
+        raise ValueError(f"--seed {args.seed}: must be an integer in [0, 2**32)")
+
+
 def run_optimize(args: Any) -> int:
     """Fit WAR weights and write them as YAML."""
     from lr0fm.metrics.optimize import optimize_weights, parse_objective
     from lr0fm.metrics.report import compute_report, gamma_matrix
     from lr0fm.metrics.weights import DEFAULT_WAR_WEIGHTS, load_weights, save_weights
 
+    check_alpha(args.alpha, "--alpha")
+    _check_optimizer_flags(args)
+    check_output_file(Path(args.output))
     counts = _class_counts(args.num_classes)
     table = _load_table(args)
     if args.resolution not in table.resolutions:
@@ -199,7 +269,8 @@ def run_optimize(args: Any) -> int:
     models, gammas = gamma_matrix(by_cell, table.models, datasets, args.resolution)
     if len(models) < 3:
         raise ValueError(
-            f"weight optimisation needs >= 3 models with every dataset at {args.resolution} px (have {len(models)})"
+            f"weight optimisation needs >= 3 models with every dataset at {args.resolution} px, Gamma defined "
+            f"(have {len(models)})"
         )
     objective = parse_objective(args.objective, datasets)
     if args.start == "published":

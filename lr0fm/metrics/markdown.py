@@ -1,4 +1,9 @@
-"""Readable Markdown tables of a robustness report."""
+"""Readable Markdown tables of a robustness report.
+
+Units: the report holds fractions (as the results table and the CSVs do); these tables print percent, and every
+header that shows a percentage says so with ``(%)``. ``n/a`` is an undefined value (gamma with an HR top-1 of
+0), ``–`` a cell the table does not have.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +20,20 @@ if TYPE_CHECKING:
 MAX_MODELS_FOR_DATASET_TABLES = 8
 
 
-def _num(value: float, digits: int = 1) -> str:
-    return "–" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+#: the unit of the percentage columns, in every such header
+PCT = " (%)"
+#: an undefined value (NaN); a missing cell is "–"
+NOT_AVAILABLE = "n/a"
+MISSING = "–"
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    return NOT_AVAILABLE if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _pct(fraction: float | None) -> str:
+    """A fraction printed as percent with one decimal (``n/a`` when undefined)."""
+    return _num(None if fraction is None else 100 * fraction)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -30,25 +47,25 @@ def _res_label(res) -> str:
 
 
 def summary_table(report: RobustnessReport) -> str:
-    """One row per model: HR accuracy, then ACC/SAR/WAR at each resolution (percent)."""
+    """One row per model: HR accuracy, then ACC/SAR/WAR at each resolution (percent, ``(%)`` in each header)."""
     resolutions = list(dict.fromkeys(s.resolution for s in report.summary))
     models = list(dict.fromkeys(s.model for s in report.summary))
     hr_acc = {}
     for m in models:
         accs = [d.top1 for d in report.per_dataset if d.model == m and d.resolution == HR]
-        hr_acc[m] = 100 * sum(accs) / len(accs) if accs else float("nan")
-    header = ["model", "ACC-HR"]
+        hr_acc[m] = sum(accs) / len(accs) if accs else None
+    header = ["model", "ACC-HR" + PCT]
     for r in resolutions:
-        header += [f"ACC-{_res_label(r)}", f"SAR-{_res_label(r)}", f"WAR-{_res_label(r)}"]
+        header += [f"{name}-{_res_label(r)}{PCT}" for name in ("ACC", "SAR", "WAR")]
     rows = []
     for m in models:
-        row = [m, _num(hr_acc[m])]
+        row = [m, _pct(hr_acc[m]) if hr_acc[m] is not None else MISSING]
         for r in resolutions:
             try:
                 s = report.summary_for(m, r)
-                row += [_num(s.acc), _num(s.sar), _num(s.war)]
+                row += [_pct(s.acc), _pct(s.sar), _pct(s.war)]
             except KeyError:
-                row += ["–", "–", "–"]
+                row += [MISSING] * 3
         rows.append(row)
     return _table(header, rows)
 
@@ -62,26 +79,30 @@ def dataset_tables(report: RobustnessReport) -> str:
         datasets = list(dict.fromkeys(d for d, _ in cells))
         resolutions = sorted({r for _, r in cells if r != HR}) + ([HR] if any(r == HR for _, r in cells) else [])
         rows = [
-            [DISPLAY_NAMES.get(d, d)] + [_num(100 * cells[(d, r)]) if (d, r) in cells else "–" for r in resolutions]
+            [DISPLAY_NAMES.get(d, d)] + [_pct(cells[(d, r)]) if (d, r) in cells else MISSING for r in resolutions]
             for d in datasets
         ]
-        out.append(f"### {m}: top-1 (%)\n\n" + _table(["dataset"] + [_res_label(r) for r in resolutions], rows))
+        header = ["dataset"] + [_res_label(r) + PCT for r in resolutions]
+        out.append(f"### {m}: top-1 (%)\n\n" + _table(header, rows))
     return "\n\n".join(out)
 
 
 def correlation_table(report: RobustnessReport) -> str:
-    """Spearman correlation of the SAR(Gamma) and WAR rankings with each dataset's ranking."""
+    """Spearman correlation (rho, -1 to 1; not a percentage) of the SAR(Gamma) and WAR rankings with each dataset's."""
     rows = [
         [str(c.resolution), DISPLAY_NAMES.get(c.dataset, c.dataset), _num(c.spearman_sar, 2), _num(c.spearman_war, 2)]
         for c in report.correlations
     ]
-    return _table(["resolution", "dataset", "Spearman SAR(Γ)", "Spearman WAR"], rows)
+    return _table(["resolution (px)", "dataset", "Spearman ρ SAR(Γ)", "Spearman ρ WAR"], rows)
 
 
 def report_markdown(report: RobustnessReport, *, include_correlations: bool = True) -> str:
     """The whole report as Markdown."""
     parts = [
         "## LR0.FM robustness (ACC, SAR, WAR in %)",
+        "Percentages of the report's fractions. SAR and WAR are ratios to the HR accuracy: above 100 % when a model "
+        f"is more accurate at low resolution than at HR. {NOT_AVAILABLE}: undefined (HR top-1 of 0); {MISSING}: "
+        "not in the table.",
         f"alpha = {report.alpha:g}; WAR weights: "
         + ", ".join(f"{DISPLAY_NAMES.get(d, d)} {w:.3g}" for d, w in report.weights.items()),
         summary_table(report),

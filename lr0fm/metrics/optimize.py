@@ -8,6 +8,7 @@ d's Gamma ranking; the paper's eq. 2 is the default:
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -46,6 +47,10 @@ def parse_objective(text: str, datasets: Sequence[str]) -> Objective:
     """Parse ``"0.95*imagenet + eurosat"`` (terms ``[coef*]dataset`` joined by ``+``) or ``"mean"``.
 
     ``mean`` weights every dataset of the table by ``1 / #datasets``.
+
+    Raises:
+        ValueError: an empty term, a coefficient that is not a finite number, a dataset absent from ``datasets``,
+            or coefficients that are all zero (nothing to maximise).
     """
     text = text.strip()
     if text.lower() == "mean":
@@ -60,12 +65,19 @@ def parse_objective(text: str, datasets: Sequence[str]) -> Objective:
             value = float(coef) if coef.strip() else 1.0
         except ValueError:
             raise ValueError(f"objective {text!r}: coefficient {coef!r} of term {part!r} is not a number") from None
+        if not math.isfinite(value):
+            raise ValueError(
+                f"objective {text!r}: coefficient {coef.strip()!r} of term {part!r} is not finite; expected a finite "
+                "number such as 0.95"
+            )
         name = name.strip()
         if name not in datasets:
             raise ValueError(
                 f"objective {text!r}: dataset {name!r} is not in the results table.{did_you_mean(name, list(datasets))}"
             )
         terms[name] = terms.get(name, 0.0) + value
+    if not any(terms.values()):
+        raise ValueError(f"objective {text!r}: every coefficient is 0, so there is nothing to maximise")
     return Objective(terms, text)
 
 
@@ -127,7 +139,7 @@ def refine_weights(
     span = np.log(hi / lo) if lo > 0 else 1.0
     for _ in range(steps):
         cand = best.copy()
-        idx = rng.choice(cand.size, size=rng.integers(1, 4), replace=False)
+        idx = rng.choice(cand.size, size=rng.integers(1, min(3, cand.size) + 1), replace=False)
         if lo > 0:  # multiplicative moves: weights live on a log scale
             cand[idx] = cand[idx] * np.exp(rng.normal(0.0, 0.25 * span, size=idx.size))
         else:
@@ -137,6 +149,13 @@ def refine_weights(
         if value >= best_value:
             best, best_value = cand, value
     return best, float(best_value)
+
+
+def _quiet_loggers(*prefixes: str) -> None:
+    """Show only errors of these libraries' loggers (Ax sets INFO on its child loggers, so each is set)."""
+    names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] in prefixes]
+    for name in {*prefixes, *names}:
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def optimize_weights(
@@ -175,16 +194,25 @@ def optimize_weights(
     from ax.api.configs import RangeParameterConfig
 
     lo, hi = float(bounds[0]), float(bounds[1])
-    if not 0 <= lo < hi:
-        raise ValueError(f"bounds must satisfy 0 <= LO < HI, got {bounds}")
+    if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo < hi):
+        raise ValueError(f"bounds (LO, HI) must be finite with 0 <= LO < HI, got {tuple(bounds)}")
     if trials < 1 or batch_size < 1 or refine_steps < 0:
         raise ValueError("trials and batch_size must be >= 1 and refine_steps >= 0")
-    scorer = WeightScorer(Gammas, datasets, objective)
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed}")
+    gammas = np.asarray(Gammas, dtype=float)
+    if not np.isfinite(gammas).all():
+        raise ValueError(
+            "the Gamma matrix has undefined (NaN) or infinite values: keep the models whose Gamma is defined"
+        )
+    bad = {d: w for d, w in (start or {}).items() if not (math.isfinite(float(w)) and float(w) >= 0)}
+    if bad:
+        raise ValueError(f"starting weights must be finite numbers >= 0, got {bad}")
+    scorer = WeightScorer(gammas, datasets, objective)
     names = [f"w{i}" for i in range(len(datasets))]
     start_vec = np.clip([float((start or {}).get(d, 1.0)) for d in datasets], lo, hi)
 
-    for name in ("ax", "botorch", "linear_operator", "gpytorch"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    _quiet_loggers("ax", "botorch", "linear_operator", "gpytorch")
     client = Client(random_seed=seed)
     client.configure_experiment(
         parameters=[RangeParameterConfig(name=n, parameter_type="float", bounds=(lo, hi)) for n in names]

@@ -1,4 +1,13 @@
-"""Compute ACC/SAR/WAR, per-dataset gamma/Gamma and the dataset-representation report of a results table."""
+"""Compute ACC/SAR/WAR, per-dataset gamma/Gamma and the dataset-representation report of a results table.
+
+Units: every value here is a fraction (top-1 in [0, 1]; gamma, Gamma, SAR and WAR are ratios, 1 = no loss, and
+exceed 1 when the low resolution beats HR), as in the results table; only the printed Markdown shows percent.
+
+A cell whose native-resolution accuracy is 0 has no defined gamma or Gamma (``A_n / A_HR`` with ``A_HR = 0``):
+they are NaN (written as an empty CSV cell, ``n/a`` in Markdown), and so are the SAR and WAR of that model at
+that resolution, unless ``allow_missing`` aggregates over the datasets where they are defined. A NaN WAR has
+no rank.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +24,7 @@ from lr0fm.catalog import NUM_CLASSES, did_you_mean
 from lr0fm.metrics.correlation import dataset_correlations, mean_correlation
 from lr0fm.metrics.robustness import (
     DEFAULT_ALPHA,
+    check_alpha,
     improved_relative_robustness,
     mean_accuracy,
     relative_robustness,
@@ -29,7 +39,10 @@ MEAN_ROW = "mean"
 
 @dataclass(frozen=True)
 class DatasetScore:
-    """Robustness of one model on one dataset at one resolution (fractions, not percent)."""
+    """Robustness of one model on one dataset at one resolution (fractions, not percent).
+
+    ``gamma`` and ``Gamma`` are NaN where the reference HR accuracy is 0 (undefined).
+    """
 
     model: str
     dataset: str
@@ -42,14 +55,18 @@ class DatasetScore:
 
 @dataclass(frozen=True)
 class ModelSummary:
-    """ACC/SAR/WAR of one model at one resolution, in percent."""
+    """ACC/SAR/WAR of one model at one resolution, as fractions (multiply by 100 for percent).
+
+    ``sar``/``war`` are NaN where undefined (a dataset with 0 HR accuracy); ``rank_war`` is then ``None``.
+    SAR (a mean of gamma) exceeds 1 when the model is more accurate at low resolution than at HR.
+    """
 
     model: str
     resolution: Resolution
     acc: float
     sar: float
     war: float
-    rank_war: int
+    rank_war: int | None
     num_datasets: int
 
 
@@ -83,7 +100,10 @@ class RobustnessReport:
         raise KeyError((model, resolution))
 
     def write(self, output_dir: str | Path) -> dict[str, Path]:
-        """Write ``summary.csv``, ``per_dataset.csv``, ``correlations.csv`` and ``summary.md``."""
+        """Write ``summary.csv``, ``per_dataset.csv``, ``correlations.csv`` (fractions) and ``summary.md`` (percent).
+
+        An undefined value (NaN) is an empty CSV cell.
+        """
         from lr0fm.metrics.markdown import report_markdown
 
         out = Path(output_dir)
@@ -92,7 +112,10 @@ class RobustnessReport:
             "summary": _write_csv(
                 out / "summary.csv",
                 ["model", "resolution", "acc", "sar", "war", "rank_war"],
-                [[s.model, s.resolution, _fmt(s.acc), _fmt(s.sar), _fmt(s.war), s.rank_war] for s in self.summary],
+                [
+                    [s.model, s.resolution, _fmt(s.acc), _fmt(s.sar), _fmt(s.war), _rank_cell(s.rank_war)]
+                    for s in self.summary
+                ],
             ),
             "per_dataset": _write_csv(
                 out / "per_dataset.csv",
@@ -114,8 +137,12 @@ class RobustnessReport:
         return paths
 
 
-def _fmt(value: float) -> str:
+def _fmt(value: float | None) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else repr(float(value))
+
+
+def _rank_cell(rank: int | None) -> str:
+    return "" if rank is None else str(rank)
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
@@ -159,14 +186,22 @@ def _resolve_weights(datasets: list[str], weights: Mapping[str, float] | None, n
             "(pass --weights FILE to set them)"
         )
     resolved = {d: float(source.get(d, MISSING_WEIGHT)) for d in datasets}
+    bad = {d: w for d, w in resolved.items() if not math.isfinite(w) or w < 0}
+    if bad:
+        listed = ", ".join(f"{d}={w!r}" for d, w in bad.items())
+        raise WeightsError(
+            f"WAR weights must be finite numbers >= 0 (0 leaves a dataset out), got {listed}; a negative weight "
+            "is not the same as its absolute value, which the WAR formula would silently use"
+        )
     if all(w == 0 for w in resolved.values()):
         raise WeightsError(f"the WAR weights of the table's datasets ({', '.join(datasets)}) are all zero")
     return resolved
 
 
-def _rank_desc(values: list[float]) -> list[int]:
-    """Competition ranks (1 = highest; ties share the best rank)."""
-    return [1 + sum(other > v for other in values) for v in values]
+def _rank_desc(values: list[float]) -> list[int | None]:
+    """Competition ranks (1 = highest; ties share the best rank); a NaN value has no rank (``None``)."""
+    defined = [v for v in values if not math.isnan(v)]
+    return [None if math.isnan(v) else 1 + sum(other > v for other in defined) for v in values]
 
 
 def compute_report(
@@ -183,23 +218,36 @@ def compute_report(
     Args:
         table: validated results.
         weights: WAR dataset weights (default: the published LR0.FM WAR-16 weights, for every resolution).
-        alpha: decay rate of Gamma near chance accuracy.
+        alpha: decay rate of Gamma near chance accuracy (a finite number > 0; the paper uses 200).
         num_classes: per-dataset class counts used where the table has no ``num_classes`` column.
         allow_missing: aggregate models that lack some (dataset, resolution) cells over what exists instead
-            of failing (the report notes it).
+            of failing, and SAR/WAR over the datasets where gamma is defined (the report notes both).
         references: ``model -> reference model`` whose HR accuracy defines gamma and the accuracy gap, as the
             paper does for LR-TK0 (vanilla model's HR accuracy); such models also get an ``hr`` summary row.
 
     Raises:
-        ResultsTableError: missing HR rows, A_HR = 0, unknown class counts, or (without ``allow_missing``)
-            models missing some datasets/resolutions.
-        WeightsError: all-zero weights.
+        ResultsTableError: missing HR rows, unknown class counts, no low resolution, or (without
+            ``allow_missing``) models missing some datasets/resolutions.
+        WeightsError: negative, non-finite or all-zero weights.
+        ValueError: ``alpha`` is not a finite number > 0.
     """
+    alpha = check_alpha(alpha)
     references = dict(references or {})
     notes: list[str] = []
+    if alpha < 1:
+        notes.append(
+            f"warning: alpha = {alpha:g} < 1: the paper's eq. 1 assumes alpha >> 1 (it uses {DEFAULT_ALPHA:g}); "
+            "Gamma is then far below gamma even far from chance accuracy"
+        )
     _check_references(table, references)
+    if not table.resolutions and not references:
+        raise ResultsTableError(
+            f"{table.source}: every row is at resolution hr; ACC/SAR/WAR-n compare a low resolution n with HR: add "
+            "rows at a low resolution (e.g. 16, as `lr0fm benchmark --resolutions 16 32 64 128 hr` writes)"
+        )
     hr_acc, classes = _hr_accuracies(table, references, num_classes)
     _check_missing_cells(table, references, allow_missing, notes)
+    _note_undefined(table, references, hr_acc, allow_missing, notes)
     war_weights = _resolve_weights(table.datasets, weights, notes)
     per_dataset = [
         _score_cell(m, d, r, row.top1, hr_acc[(m, d)], classes[(m, d)], alpha)
@@ -209,7 +257,7 @@ def compute_report(
         if (row := table.get(m, d, r)) is not None and (m, d) in hr_acc
     ]
     by_cell = {(s.model, s.dataset, s.resolution): s for s in per_dataset}
-    summary = _summaries(by_cell, table, references, war_weights)
+    summary = _summaries(by_cell, table, references, war_weights, allow_missing)
     correlations = _correlations(by_cell, table.models, table.datasets, table.resolutions, war_weights, notes)
     return RobustnessReport(summary, per_dataset, correlations, war_weights, alpha, classes, notes)
 
@@ -242,14 +290,39 @@ def _hr_accuracies(
                     f"missing HR row for model {ref!r} on dataset {d!r}: add a row with resolution=hr (the "
                     f"native-resolution accuracy every gamma is relative to); rows present at {present}"
                 )
-            if row.top1 == 0:
-                raise ResultsTableError(
-                    f"{row.where}: A_HR = 0 for model {ref!r} on dataset {d!r}: relative robustness is undefined "
-                    "(did the native-resolution evaluation fail?)"
-                )
             hr_acc[(m, d)] = row.top1
             classes[(m, d)] = resolve_num_classes(table, ref, d, num_classes)
     return hr_acc, classes
+
+
+def _note_undefined(
+    table: ResultsTable,
+    references: Mapping[str, str],
+    hr_acc: Mapping[tuple[str, str], float],
+    allow_missing: bool,
+    notes: list[str],
+) -> None:
+    """Note the (model, dataset) pairs whose HR accuracy is 0: gamma = A_n / A_HR is undefined there."""
+    zero = [(m, d) for (m, d), a in hr_acc.items() if a == 0]
+    if not zero:
+        return
+    cells = "; ".join(
+        f"{m} / {d}"
+        + (f" (reference {references[m]})" if m in references else "")
+        + f" [{table.get(references.get(m, m), d, HR).where}]"
+        for m, d in zero[:8]
+    )
+    more = f" (and {len(zero) - 8} more)" if len(zero) > 8 else ""
+    consequence = (
+        "their SAR/WAR aggregate the other datasets"
+        if allow_missing
+        else "SAR/WAR of those models are n/a (pass --allow_missing to aggregate over the datasets where gamma is "
+        "defined)"
+    )
+    notes.append(
+        f"warning: HR top-1 is 0 for {cells}{more}: gamma and Gamma (A_n / A_HR) are undefined there (n/a); "
+        f"{consequence}. Check the native-resolution evaluation of those datasets."
+    )
 
 
 def _check_missing_cells(
@@ -277,14 +350,18 @@ def _check_missing_cells(
 def _score_cell(
     model: str, dataset: str, resolution: Resolution, top1: float, a_hr: float, n_cls: int, alpha: float
 ) -> DatasetScore:
-    """Per-(model, dataset, resolution) metrics: a new per-cell metric is a field of DatasetScore set here."""
+    """Per-(model, dataset, resolution) metrics: a new per-cell metric is a field of DatasetScore set here.
+
+    With ``a_hr == 0`` gamma (``top1 / a_hr``) and so Gamma are undefined: NaN.
+    """
+    defined = a_hr > 0
     return DatasetScore(
         model=model,
         dataset=dataset,
         resolution=resolution,
         top1=top1,
-        gamma=float(relative_robustness(a_hr, top1)),
-        Gamma=float(improved_relative_robustness(a_hr, top1, n_cls, alpha)),
+        gamma=float(relative_robustness(a_hr, top1)) if defined else math.nan,
+        Gamma=float(improved_relative_robustness(a_hr, top1, n_cls, alpha)) if defined else math.nan,
         num_classes=n_cls,
     )
 
@@ -294,8 +371,13 @@ def _summaries(
     table: ResultsTable,
     references: Mapping[str, str],
     war_weights: Mapping[str, float],
+    allow_missing: bool = False,
 ) -> list[ModelSummary]:
-    """Per-(model, resolution) aggregates, ranked by WAR: a new aggregate is a field of ModelSummary set here."""
+    """Per-(model, resolution) aggregates, ranked by WAR: a new aggregate is a field of ModelSummary set here.
+
+    All fractions. ACC averages every dataset present; SAR and WAR are NaN when a dataset's gamma is undefined,
+    or with ``allow_missing`` average the datasets where it is defined.
+    """
     summary: list[ModelSummary] = []
     for r in [*table.resolutions, HR] if references else list(table.resolutions):
         rows: list[tuple[str, float, float, float, int]] = []
@@ -305,11 +387,15 @@ def _summaries(
             scores = [by_cell[(m, d, r)] for d in table.datasets if (m, d, r) in by_cell]
             if not scores:
                 continue
-            w = [war_weights[s.dataset] for s in scores]
-            war = weighted_aggregated_robustness([s.Gamma for s in scores], w) if any(w) else float("nan")
-            acc = 100 * mean_accuracy([s.top1 for s in scores])
-            sar = 100 * simple_aggregated_robustness([s.gamma for s in scores])
-            rows.append((m, acc, sar, 100 * war, len(scores)))
+            acc = mean_accuracy([s.top1 for s in scores])
+            defined = [s for s in scores if math.isfinite(s.gamma)]
+            if defined and (allow_missing or len(defined) == len(scores)):
+                w = [war_weights[s.dataset] for s in defined]
+                war = weighted_aggregated_robustness([s.Gamma for s in defined], w) if any(w) else math.nan
+                sar = simple_aggregated_robustness([s.gamma for s in defined])
+            else:
+                sar = war = math.nan
+            rows.append((m, acc, sar, war, len(scores)))
         ranks = _rank_desc([x[3] for x in rows])
         summary += [ModelSummary(m, r, acc, sar, war, rank, n) for (m, acc, sar, war, n), rank in zip(rows, ranks)]
     return summary
@@ -318,8 +404,12 @@ def _summaries(
 def gamma_matrix(
     by_cell: Mapping[tuple[str, str, Resolution], DatasetScore], models: list[str], datasets: list[str], resolution: int
 ) -> tuple[list[str], np.ndarray]:
-    """``[models, datasets]`` Gamma at one resolution, over the models that have every dataset."""
-    complete = [m for m in models if all((m, d, resolution) in by_cell for d in datasets)]
+    """``[models, datasets]`` Gamma at one resolution, over the models that have every dataset (Gamma defined)."""
+    complete = [
+        m
+        for m in models
+        if all((m, d, resolution) in by_cell and math.isfinite(by_cell[(m, d, resolution)].Gamma) for d in datasets)
+    ]
     matrix = np.array([[by_cell[(m, d, resolution)].Gamma for d in datasets] for m in complete], dtype=float)
     return complete, matrix.reshape(len(complete), len(datasets))
 
@@ -332,11 +422,14 @@ def _correlations(by_cell, models, datasets, lr_res, war_weights, notes) -> list
         if len(complete) < 3:
             if len(models) >= 3:  # with fewer models a ranking correlation is meaningless: say nothing
                 notes.append(
-                    f"note: dataset correlations at {r} px need >= 3 models with every dataset (have {len(complete)})"
+                    f"note: dataset correlations at {r} px need >= 3 models with every dataset, Gamma defined (have "
+                    f"{len(complete)})"
                 )
             continue
         if len(complete) < len(models):
-            notes.append(f"note: dataset correlations at {r} px use the {len(complete)} models with every dataset")
+            notes.append(
+                f"note: dataset correlations at {r} px use the {len(complete)} models with every dataset, Gamma defined"
+            )
         sar_c = dataset_correlations(g)
         war_c = dataset_correlations(g, w)
         out += [DatasetCorrelation(r, d, float(s), float(v)) for d, s, v in zip(datasets, sar_c, war_c)]

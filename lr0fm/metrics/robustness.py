@@ -6,6 +6,7 @@ Notation follows the paper: ``A`` is a top-1 accuracy in [0, 1], ``HR`` the mode
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -14,6 +15,34 @@ import numpy as np
 DEFAULT_ALPHA: float = 200.0
 
 ArrayLike = float | Sequence[float] | np.ndarray
+
+
+def check_alpha(alpha: float, name: str = "alpha") -> float:
+    """Validate the decay rate ``alpha`` of Gamma (paper eq. 1) and return it as a float.
+
+    ``1 - exp(-alpha * eps^2)`` is a factor in [0, 1) that falls to 0 at chance accuracy only for a finite
+    ``alpha > 0`` (the paper requires ``alpha >> 1`` and uses 200): ``alpha = 0`` zeroes every Gamma, a
+    negative ``alpha`` turns the factor into ``-(exp(|alpha| eps^2) - 1)``, which grows without bound (WAR,
+    a sum of absolute values, then reaches ~1e64 at ``alpha = -200``), and NaN makes every Gamma NaN.
+
+    Args:
+        alpha: the value to check.
+        name: how the value is named in the message (e.g. the ``--alpha`` flag).
+
+    Raises:
+        ValueError: ``alpha`` is not a finite number > 0.
+
+    """
+    try:
+        value = float(alpha)
+    except (TypeError, ValueError):
+        value = math.nan
+    if isinstance(alpha, bool) or not math.isfinite(value) or value <= 0:
+        raise ValueError(
+            f"{name} {alpha!r}: the decay rate of Gamma near chance accuracy (paper eq. 1) must be a finite number "
+            f"> 0; the paper uses {DEFAULT_ALPHA:g} (alpha >> 1)"
+        )
+    return value
 
 
 def relative_robustness(acc_hr: ArrayLike, acc_lr: ArrayLike) -> np.ndarray | float:
@@ -45,7 +74,13 @@ def accuracy_gap(acc_hr: ArrayLike, num_classes: ArrayLike) -> np.ndarray | floa
 
 
 def chance_factor(acc_hr: ArrayLike, num_classes: ArrayLike, alpha: float = DEFAULT_ALPHA) -> np.ndarray | float:
-    """The factor ``1 - exp(-alpha * eps_D^2)`` that zeroes robustness near chance accuracy."""
+    """The factor ``1 - exp(-alpha * eps_D^2)`` that zeroes robustness near chance accuracy.
+
+    Raises:
+        ValueError: ``alpha`` is not a finite number > 0 (see :func:`check_alpha`).
+
+    """
+    alpha = check_alpha(alpha)
     eps = np.asarray(accuracy_gap(acc_hr, num_classes), dtype=float)
     out = 1.0 - np.exp(-alpha * eps**2)
     return out.item() if out.ndim == 0 else out

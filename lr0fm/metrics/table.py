@@ -66,7 +66,7 @@ def parse_resolution(value: Any, where: str = "") -> Resolution:
         number = float(text)
     except ValueError:
         raise ResultsTableError(f"{where}: resolution {text!r} is neither an integer pixel size nor 'hr'") from None
-    if number != int(number) or number <= 0:
+    if not math.isfinite(number) or number != int(number) or number <= 0:
         raise ResultsTableError(f"{where}: resolution {text!r} must be a positive integer pixel size or 'hr'")
     return int(number)
 
@@ -75,9 +75,11 @@ def _optional_number(value: Any, kind: type, column: str, where: str) -> Any:
     if value is None or (isinstance(value, str) and value.strip() == ""):
         return None
     try:
-        number = float(value)
+        number = None if isinstance(value, bool) else float(value)  # JSON true is not an accuracy
     except (TypeError, ValueError):
-        raise ResultsTableError(f"{where}: column {column!r} is not a number: {value!r}") from None
+        number = None
+    if number is None:
+        raise ResultsTableError(f"{where}: column {column!r} is not a number: {value!r}")
     if not math.isfinite(number):
         raise ResultsTableError(f"{where}: column {column!r} is not finite: {value!r}")
     if kind is int:
@@ -87,31 +89,55 @@ def _optional_number(value: Any, kind: type, column: str, where: str) -> Any:
     return number
 
 
+def _name(record: dict[str, Any], column: str, where: str) -> str:
+    value = record[column]
+    if isinstance(value, (dict, list, bool)):
+        raise ResultsTableError(f"{where}: column {column!r} must be a name, got {value!r}")
+    return str(value).strip()
+
+
 def _row_from_record(record: dict[str, Any], where: str) -> ResultRow:
     missing = [c for c in REQUIRED_COLUMNS if record.get(c) in (None, "")]
     if missing:
         raise ResultsTableError(f"{where}: missing value for column(s) {', '.join(missing)}")
+    num_classes = _optional_number(record.get("num_classes"), int, "num_classes", where)
+    if num_classes is not None and num_classes < 1:
+        raise ResultsTableError(f"{where}: column 'num_classes' must be an integer >= 1, got {num_classes}")
+    num_samples = _optional_number(record.get("num_samples"), int, "num_samples", where)
+    if num_samples is not None and num_samples < 0:
+        raise ResultsTableError(f"{where}: column 'num_samples' must be an integer >= 0, got {num_samples}")
     return ResultRow(
-        model=str(record["model"]).strip(),
-        dataset=str(record["dataset"]).strip(),
+        model=_name(record, "model", where),
+        dataset=_name(record, "dataset", where),
         resolution=parse_resolution(record["resolution"], where),
         top1=_optional_number(record["top1"], float, "top1", where),
         top5=_optional_number(record.get("top5"), float, "top5", where),
-        num_samples=_optional_number(record.get("num_samples"), int, "num_samples", where),
-        num_classes=_optional_number(record.get("num_classes"), int, "num_classes", where),
+        num_samples=num_samples,
+        num_classes=num_classes,
         protocol=str(record["protocol"]).strip() if record.get("protocol") not in (None, "") else None,
         where=where,
     )
 
 
 def _read_records(path: Path) -> Iterator[tuple[dict[str, Any], str]]:
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ResultsTableError(
+            f"results table {str(path)!r} is not UTF-8 text ({exc.reason} at byte {exc.start}); expected a CSV or "
+            "JSON Lines file with the columns " + ", ".join(REQUIRED_COLUMNS)
+        ) from None
+    if not text.strip():
+        raise ResultsTableError(
+            f"results table {str(path)!r} is empty; expected a CSV header {','.join(REQUIRED_COLUMNS)} and one row "
+            "per (model, dataset, resolution), or JSON Lines with those keys"
+        )
     first = text.lstrip()[:1]
     if path.suffix.lower() in (".jsonl", ".json", ".ndjson") or first == "{":
         for lineno, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
-            where = f"{path.name}:{lineno}"
+            where = f"{path}:{lineno}"
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
@@ -125,11 +151,11 @@ def _read_records(path: Path) -> Iterator[tuple[dict[str, Any], str]]:
     absent = [c for c in REQUIRED_COLUMNS if c not in header]
     if absent:
         raise ResultsTableError(
-            f"{path.name}: missing column(s) {', '.join(absent)}; a results table needs the columns "
+            f"results table {str(path)!r}: missing column(s) {', '.join(absent)}; a results table needs the columns "
             f"{', '.join(REQUIRED_COLUMNS)} (optional: protocol, top5, num_samples, num_classes); found {header}"
         )
     for lineno, record in enumerate(reader, start=2):
-        yield {k.strip(): v for k, v in record.items() if k is not None}, f"{path.name}:{lineno}"
+        yield {k.strip(): v for k, v in record.items() if k is not None}, f"{path}:{lineno}"
 
 
 @dataclass
@@ -278,9 +304,22 @@ def load_results(path: str | Path, *, protocol: str | None = None, allow_mixed_p
 
     """
     path = Path(path)
+    if path.is_dir():
+        inside = [str(path / n) for n in ("results.csv", "results.jsonl") if (path / n).is_file()]
+        hint = f"; did you mean {inside[0]!r}?" if inside else ""
+        raise ResultsTableError(
+            f"results table {str(path)!r} is a folder; expected a CSV or JSON Lines file (e.g. the results.csv "
+            f"that `lr0fm benchmark` writes in its output folder){hint}"
+        )
     if not path.is_file():
-        raise ResultsTableError(f"results table {str(path)!r} does not exist")
+        from lr0fm.presets import RESULTS
+
+        shipped = ", ".join(repr(n) for n in RESULTS)
+        raise ResultsTableError(
+            f"results table {str(path)!r} does not exist; expected a CSV or JSON Lines file, or the name of a "
+            f"shipped table ({shipped})"
+        )
     rows = [_row_from_record(record, where) for record, where in _read_records(path)]
     if not rows:
         raise ResultsTableError(f"results table {str(path)!r} has no rows")
-    return ResultsTable(select_protocol(rows, protocol, allow_mixed_protocols, path.name), str(path))
+    return ResultsTable(select_protocol(rows, protocol, allow_mixed_protocols, str(path)), str(path))

@@ -42,15 +42,25 @@ def load_weights(path: str | Path) -> dict[str, float]:
     """Read WAR weights from YAML.
 
     Accepts a flat mapping ``dataset: weight`` or the file :func:`save_weights` writes (weights under a
-    ``weights:`` key, with metadata beside it).
+    ``weights:`` key, with metadata beside it). Every weight must be a finite number >= 0: WAR divides by the
+    sum of the weights' absolute values, so a negative weight would silently count as its absolute value.
+
+    Raises:
+        WeightsError: the file is missing, a folder, not UTF-8 YAML, not a mapping, or a weight is not a finite
+            number >= 0 (the message names the file and the dataset).
+
     """
     path = Path(path)
+    if path.is_dir():
+        raise WeightsError(f"weights file {str(path)!r} is a folder; expected a YAML file mapping datasets to weights")
     if not path.is_file():
         raise WeightsError(f"weights file {str(path)!r} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise WeightsError(f"weights file {str(path)!r} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except yaml.YAMLError as exc:
-        raise WeightsError(f"weights file {str(path)!r} is not valid YAML: {exc}") from exc
+        raise WeightsError(f"weights file {str(path)!r} is not valid YAML: {_yaml_problem(exc)}") from None
     if isinstance(data, dict) and isinstance(data.get("weights"), dict):
         data = data["weights"]
     if not isinstance(data, dict) or not data:
@@ -61,13 +71,27 @@ def load_weights(path: str | Path) -> dict[str, float]:
     weights: dict[str, float] = {}
     for name, value in data.items():
         try:
-            number = float(value)
+            number = None if isinstance(value, bool) else float(value)  # YAML `true` is not a weight
         except (TypeError, ValueError):
-            raise WeightsError(f"weights file {str(path)!r}: weight of {name!r} is not a number: {value!r}") from None
+            number = None
+        if number is None:
+            raise WeightsError(f"weights file {str(path)!r}: weight of {name!r} is not a number: {value!r}")
         if not math.isfinite(number):
             raise WeightsError(f"weights file {str(path)!r}: weight of {name!r} is not finite: {value!r}")
+        if number < 0:
+            raise WeightsError(
+                f"weights file {str(path)!r}: weight of {name!r} is negative ({value!r}); WAR weights must be >= 0 "
+                "(0 leaves the dataset out)"
+            )
         weights[str(name)] = number
     return weights
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error on one line: the problem and where it is."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else problem
 
 
 def save_weights(path: str | Path, weights: Mapping[str, float], **metadata: Any) -> Path:
