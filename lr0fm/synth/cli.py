@@ -97,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         from diffusers.utils import logging as diffusers_logging
 
         diffusers_logging.set_verbosity_error()  # per-call caption-cleaning warnings would flood the log
+        if not config.progress:  # --no_progress: no loading bars either (logs of batch jobs stay readable)
+            from transformers.utils import logging as transformers_logging
+
+            diffusers_logging.disable_progress_bar()
+            transformers_logging.disable_progress_bar()
         from lr0fm.synth.generation import generate
 
         report = generate(config)
