@@ -101,7 +101,8 @@ class SynthConfig:
                 )
         if self.image_format not in IMAGE_FORMATS:
             raise SynthError(
-                f"--image_format {self.image_format!r} is not valid: expected one of {', '.join(sorted(IMAGE_FORMATS))}."
+                f"--image_format {self.image_format!r} is not valid: expected one of "
+                f"{', '.join(sorted(IMAGE_FORMATS))}."
             )
         if self.dtype not in ("float16", "bfloat16", "float32"):
             raise SynthError(f"--dtype {self.dtype!r} is not valid: expected one of float16, bfloat16, float32.")

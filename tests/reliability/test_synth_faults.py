@@ -127,7 +127,8 @@ def test_manifest_path_escape_is_refused_naming_the_line(pipe, caption_file, tmp
         assert not (output / "webdataset" / "synth-00000.tar").exists()
         # the command says the same in one line, exit 2, and packs nothing
         argv = ["synth", "--captions", str(caption_file), "--output", str(output), "--num_captions", "3"]
-        argv += ["--seed", "5", "--images_per_caption", "2", "--pipeline", "unused-when-a-pipe-is-passed", "--batch_size", "1"]
+        argv += ["--seed", "5", "--images_per_caption", "2", "--pipeline", "unused-when-a-pipe-is-passed"]
+        argv += ["--batch_size", "1"]
         argv += ["--num_inference_steps", "2", "--dtype", "float32", "--device", "cpu", "--image_format", "png"]
         argv += ["--call_kwargs", json.dumps(TINY_CALL), "--no_progress", "--webdataset", "--captions_per_tar", "2"]
         assert lr0fm_main(argv) == 2
