@@ -47,9 +47,13 @@ def _eval_parser():
     parser = command_parser(f"lr0fm toy {EVAL}", "Zero-shot top-1 of toyclip on the toy tasks at several resolutions.")
     parser.add_argument("--weights_dir", type=str | None, default=None, help="folder written by `toy pretrain` "
                         "(default: the shipped weights)")  # fmt: skip
-    parser.add_argument("--resolutions", nargs="+", type=int, default=[32, 16, 8], help="LR sides besides native")
+    parser.add_argument(
+        "--resolutions", nargs="+", type=int, default=[32, 16, 8], help="LR sides besides native (1 to 64 px)"
+    )
     parser.add_argument("--num_per_class", type=int, default=100, help="images per class")
-    parser.add_argument("--json", action=ActionYesNo, default=False, help="print the results as JSON")
+    parser.add_argument(
+        "--json", action=ActionYesNo, default=False, help="print the results as JSON (top-1 in percent, as the table)"
+    )
     return parser
 
 
