@@ -104,6 +104,7 @@ def _run_cli(subcommand: str, argv: list[str]) -> None:
         """LightningCLI plus ``--num_threads``, checked checkpoints and run folders that own their files."""
 
         seed_drawn = False
+        checked: tuple[str, dict] | None = None
 
         def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
             parser.add_argument("--num_threads", type=int, default=0, help="torch CPU threads (0: default)")
@@ -114,7 +115,8 @@ def _run_cli(subcommand: str, argv: list[str]) -> None:
             name = self.config.get("subcommand")
             path = self.config[name].get("ckpt_path") if name else None
             if path and path not in (LAST, "best", "hpc"):
-                lrtk0_hparams(path, read_checkpoint(path))
+                self.checked = (path, read_checkpoint(path))  # reused by _checked_ckpt_path, then dropped
+                lrtk0_hparams(path, self.checked[1])
 
         def _set_seed(self) -> None:
             self.seed_drawn = self._get(self.config, "seed_everything") is True  # a random seed: not compared
@@ -139,7 +141,8 @@ def _run_cli(subcommand: str, argv: list[str]) -> None:
             path = resolve_ckpt_path(self.trainer, path, current, not self.seed_drawn, name)
             config["ckpt_path"] = path
             if path and path not in ("best", "hpc"):
-                state = read_checkpoint(path)
+                state = self.checked[1] if self.checked and self.checked[0] == path else read_checkpoint(path)
+                self.checked = None
                 trainable = self.model._trainable_keys()
                 expected = {k: tuple(p.shape) for k, p in self.model.named_parameters() if k in trainable}
                 hp = self.model.hparams
