@@ -279,8 +279,11 @@ def test_folder_and_webdataset_sources(tmp_path: Path) -> None:
 def test_bad_sources_name_the_expected_layout(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="toy:N"):
         build_hr_images("toy:zero")
-    with pytest.raises(DatasetError, match="neither a path nor one of the registered forms: folder:..., wds:..., toy"):
+    missing = r"folder .*missing' \(data.source\) does not exist.*folder:..., wds:..., toy"
+    with pytest.raises(DatasetError, match=missing):
         build_hr_images(str(tmp_path / "missing"))
+    with pytest.raises(DatasetError, match="neither an existing folder nor one of the forms folder:..., wds:..., toy"):
+        build_hr_images("nosuchscheme")
     with pytest.raises(DatasetError, match="no image"):
         build_hr_images(f"folder:{tmp_path}")
     with pytest.raises(DatasetError, match=r"\*\.tar"):
@@ -431,7 +434,7 @@ def test_resume_after_kill_reaches_the_uninterrupted_result(arch: str, tmp_path:
 
 def test_export_tokens_rejects_what_is_not_an_lr_tokens_checkpoint(arch: str, tmp_path: Path, capsys) -> None:
     assert cli_main(["export-tokens", str(tmp_path / "missing.ckpt")]) == 2
-    assert "checkpoint not found" in capsys.readouterr().err
+    assert "missing.ckpt' does not exist" in capsys.readouterr().err
     torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
     assert cli_main(["export-tokens", str(tmp_path / "other.ckpt")]) == 2
     assert "not an LR-TK0 checkpoint" in capsys.readouterr().err
@@ -460,7 +463,7 @@ def test_fit_exports_tokens_and_logs_benchmark_scalars(arch: str, tmp_path: Path
         assert {f"val/acc_{res}", f"val/sar_{res}", f"val/war_{res}"} <= scalars
     assert {"train/loss", "train/loss_lr", "val/loss"} <= scalars
     acc = events.Scalars("val/acc_hr")[0].value
-    assert 0.0 <= acc <= 100.0
+    assert 0.0 <= acc <= 1.0  # fractions, as results.csv
     with pytest.raises(ValueError, match="at least one dataset"):
         ZeroShotBenchmark([])
 

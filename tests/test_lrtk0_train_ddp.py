@@ -73,7 +73,10 @@ def test_two_process_ddp_matches_one_process_and_config_is_saved(config: Path, t
     rerun.mkdir()
     fit(rerun, single / "config.yaml")  # the saved config re-runs the same training
     assert losses(rerun / "lightning_logs" / "version_0") == pytest.approx(expected, rel=1e-5, abs=1e-6)
-    (checkpoint,) = (single / "checkpoints").glob("*.ckpt")
+    # Lightning's default top-1 checkpoint and lr0fm's per-epoch last.ckpt, in each run's own folder
+    assert sorted(p.name for p in (single / "checkpoints").glob("*.ckpt")) == ["epoch=1-step=6.ckpt", "last.ckpt"]
+    assert (ddp / "checkpoints" / "last.ckpt").is_file()
+    checkpoint = single / "checkpoints" / "last.ckpt"
     validated = fit(one, config, "--data.val_images=8", f"--ckpt_path={checkpoint}", subcommand="validate")
     assert "val/loss" in validated.stdout
     # `lr0fm export-tokens` on a LightningCLI checkpoint gives the tokens that fit exported itself

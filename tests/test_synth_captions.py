@@ -101,7 +101,8 @@ def test_manifest_drops_cut_lines_and_duplicates(tmp_path):
         assert (0, 0) in writer
         writer.append({**record, "image_index": 1, "path": "images/00000/001.jpg"})
     assert len(path.read_text(encoding="utf-8").splitlines()) == 2
-    (tmp_path / manifest_name((1, 2))).write_text(json.dumps({**record, "caption_id": 1}) + "\n", "utf-8")
+    other = {**record, "caption_id": 1, "path": "images/00001/000.jpg"}
+    (tmp_path / manifest_name((1, 2))).write_text(json.dumps(other) + "\n", "utf-8")
     assert [(r["caption_id"], r["image_index"]) for r in read_manifest(tmp_path)] == [(0, 0), (0, 1), (1, 0)]
 
 
@@ -138,7 +139,7 @@ def test_paper_config_and_flag_overrides(tmp_path, capsys):
     assert "'images_per_captoin' is not accepted" in capsys.readouterr().err
     with pytest.raises(SynthError, match="missing --captions and --output"):
         config_from_args([])
-    with pytest.raises(SynthError, match="batch_size must be a positive integer"):
+    with pytest.raises(SynthError, match="--batch_size 0 is not valid: expected a positive integer"):
         SynthConfig(captions="c", output="o", batch_size=0)
 
 

@@ -6,6 +6,10 @@ and of every test loop. SAR and WAR follow the paper's LR-TK0 convention: gamma 
 *teacher's* (vanilla model's) HR accuracy, evaluated once with the tokens off. It logs
 ``<stage>/acc_<n>``, ``<stage>/sar_<n>``, ``<stage>/war_<n>`` for every resolution ``n`` (and ``hr``),
 so ``ModelCheckpoint(monitor="val/war_16", mode="max")`` keeps the best tokens.
+
+Units: fractions, as ``results.csv`` and the benchmark's TensorBoard scalars (``acc`` 0.62 = 62 % top-1). SAR
+and WAR are means of gamma-like ratios (LR accuracy over the teacher's HR accuracy), so they exceed 1 when the
+student at that resolution beats the teacher at HR (``sar_hr`` often does: tokens on, HR image).
 """
 
 from __future__ import annotations
@@ -39,7 +43,9 @@ def subsample(dataset: ZeroShotDataset, max_samples: int | None) -> ZeroShotData
 def robustness_metrics(
     student: list[dict], teacher: list[dict], weights: Mapping[str, float] | None = None
 ) -> dict[str, float]:
-    """``acc_<n>``, ``sar_<n>``, ``war_<n>`` of the student, gamma relative to the teacher's HR accuracy.
+    """``acc_<n>``, ``sar_<n>``, ``war_<n>`` of the student as fractions, gamma relative to the teacher's HR accuracy.
+
+    ``sar``/``war`` are ratios to the teacher's HR accuracy and may exceed 1 (the student beats the teacher).
 
     Args:
         student: benchmark records of the student (model name ignored).
@@ -54,10 +60,10 @@ def robustness_metrics(
         weights = {d: 1.0 for d in datasets}
     report = compute_report(ResultsTable.from_records(records), weights=weights, references={STUDENT: TEACHER})
     metrics: dict[str, float] = {}
-    for row in report.summary:
+    for row in report.summary:  # the summary is in percent (printed tables); logged scalars are fractions
         if row.model == STUDENT:
-            metrics.update({f"acc_{row.resolution}": row.acc, f"sar_{row.resolution}": row.sar})
-            metrics[f"war_{row.resolution}"] = row.war
+            metrics.update({f"acc_{row.resolution}": row.acc / 100, f"sar_{row.resolution}": row.sar / 100})
+            metrics[f"war_{row.resolution}"] = row.war / 100
     return metrics
 
 

@@ -260,6 +260,14 @@ class LRTK0DataModule(L.LightningDataModule):
             raise ValueError(f"bad crop_scale {crop_scale}: expected [low, high] with 0 < low <= high <= 1")
         if caption_group < 1:
             raise ValueError(f"caption_group must be >= 1, got {caption_group}")
+        least = {"batch_size": 1, "num_workers": 0, "val_images": 0, "images_per_caption": 1}
+        values = {"batch_size": batch_size, "num_workers": num_workers, "val_images": val_images}
+        values["images_per_caption"] = images_per_caption
+        for name, value in values.items():
+            if value is None and name == "images_per_caption":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < least[name]:
+                raise ValueError(f"data.{name}={value!r} is not valid: expected an integer >= {least[name]}")
         self.crop_scale = None if crop_scale is None else [float(v) for v in crop_scale]
         self.caption_group = int(caption_group)
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed

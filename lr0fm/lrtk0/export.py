@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -102,6 +103,7 @@ def load_lr_tokens(
     Raises:
         TowerError: the tokens were made for another backbone spec or tower layout, or their tensors
             do not have the shapes the config and the tower require.
+        ValueError: the file is not an LR-token export, or its tensors hold NaN/inf values.
 
     """
     config = read_lr_tokens_config(path)
@@ -131,6 +133,13 @@ def load_lr_tokens(
         attach=False,
     )
     tensors = load_file(str(path))
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ValueError(
+                f"LR tokens in {path}: {name} holds {int((~torch.isfinite(tensor)).sum())} NaN/inf values (the "
+                "training diverged or the file is damaged); export the tokens of an earlier checkpoint "
+                "(`lr0fm export-tokens lightning_logs/version_N/checkpoints/epochNNN.ckpt`) or retrain"
+            )
     expected = {name: list(param.shape) for name, param in tokens.state_dict().items()}
     found = {name: list(tensor.shape) for name, tensor in tensors.items()}
     if found != expected or found != config["shapes"]:

@@ -22,6 +22,7 @@ optimizer; the frozen backbone is rebuilt from its spec, so a ViT-B checkpoint s
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,20 @@ def _no_weight_decay(name: str, param: nn.Parameter) -> bool:
     """Biases, norms, scalars, position embeddings and class tokens get no weight decay (EVA's rule)."""
     stem = ("pos_embed", "cls_token", "positional_embedding", "class_embedding")
     return param.ndim <= 1 or name.endswith(".bias") or any(k in name for k in stem)
+
+
+def _check_numbers(
+    positive: dict[str, float], non_negative: dict[str, float], optional_positive: dict[str, float | None]
+) -> None:
+    """Refuse NaN/inf and out-of-range settings, naming the option (``model.<name>``) and the accepted range."""
+    checks = [(name, value, True) for name, value in positive.items()]
+    checks += [(name, value, False) for name, value in non_negative.items()]
+    checks += [(name, value, True) for name, value in optional_positive.items() if value is not None]
+    for name, value, strict in checks:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"model.{name}={value!r} is not valid: expected a finite number")
+        if value < 0 or (strict and value == 0):
+            raise ValueError(f"model.{name}={value!r} is not valid: expected a number {'> 0' if strict else '>= 0'}")
 
 
 class LRTK0Module(L.LightningModule):
@@ -146,6 +161,13 @@ class LRTK0Module(L.LightningModule):
             raise ValueError("method='none' trains nothing unless finetune is 'paper-text' or 'authors-code'")
         if loss_reduction not in ("sum", "mean"):
             raise ValueError(f"loss_reduction must be 'sum' or 'mean', got {loss_reduction!r}")
+        _check_numbers(
+            positive={"lr": lr, "init_temperature": init_temperature, "eps": eps},
+            non_negative={"weight_decay": weight_decay, "token_std": token_std, "warmup_steps": warmup_steps},
+            optional_positive={"head_lr": head_lr, "max_logit_scale": max_logit_scale},
+        )
+        if not 0.0 <= min_lr_ratio <= 1.0:
+            raise ValueError(f"model.min_lr_ratio={min_lr_ratio!r} is not valid: expected a number in [0, 1]")
         self.save_hyperparameters()
         from lr0fm.models import load_backbone
 
@@ -366,8 +388,9 @@ def export_checkpoint_tokens(checkpoint: str | Path, output: str | Path | None =
     """Write the tokens-only export of the LR tokens held by a Lightning checkpoint of :class:`LRTK0Module`.
 
     The backbone is rebuilt from the spec stored in the checkpoint's hyper-parameters (its weights must be
-    loadable here) and the checkpoint's trainable tensors are loaded onto it, so e.g. the best checkpoint
-    kept by ``ModelCheckpoint(monitor="val/war_16")`` can be exported and benchmarked.
+    loadable here) and the checkpoint's trainable tensors are loaded onto it after checking their names,
+    shapes and values, so e.g. the best checkpoint kept by ``ModelCheckpoint(monitor="val/loss")`` can be
+    exported and benchmarked. The checkpoint is read with ``weights_only=True`` and never overwritten.
 
     Args:
         checkpoint: a ``.ckpt`` file written by ``lr0fm fit``.
@@ -377,30 +400,42 @@ def export_checkpoint_tokens(checkpoint: str | Path, output: str | Path | None =
         The written path.
 
     Raises:
-        FileNotFoundError: ``checkpoint`` does not exist.
-        ValueError: the checkpoint is not an LR-TK0 checkpoint, or its method has no LR tokens.
+        CheckpointError: the checkpoint is missing, unreadable, not an LR-TK0 checkpoint, has no LR tokens,
+            holds tensors of another backbone or NaN/inf values, or ``output`` is the checkpoint itself or a
+            folder.
 
     """
+    from lr0fm.lrtk0.checkpoints import WHICH, CheckpointError, check_tensors, lrtk0_hparams, read_checkpoint
+
     checkpoint = Path(checkpoint)
-    if not checkpoint.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
-    try:  # weights_only: a checkpoint is data; a crafted pickle must not run code here
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises UnpicklingError, RuntimeError or EOFError depending on the damage
-        raise ValueError(
-            f"{checkpoint} cannot be read as a checkpoint of tensors and plain values ({type(exc).__name__}): "
-            "it is damaged, not a Lightning checkpoint, or holds Python objects that lr0fm refuses to unpickle"
-        ) from None
-    hparams = state.get("hyper_parameters") if isinstance(state, dict) else None
-    if not hparams or "backbone" not in hparams or "state_dict" not in state:
-        raise ValueError(
-            f"{checkpoint} is not an LR-TK0 checkpoint (expected a Lightning checkpoint of LRTK0Module "
-            "with hyper_parameters.backbone and a state_dict)"
+    target = Path(output) if output else checkpoint.with_suffix(".safetensors")
+    if target.resolve() == checkpoint.resolve() or (target.exists() and target.samefile(checkpoint)):
+        raise CheckpointError(
+            f"-o {str(target)!r} is the checkpoint itself; refusing to overwrite it. Pass another output file, "
+            "e.g. -o lr_tokens.safetensors."
         )
+    if target.is_dir():
+        example = target / "lr_tokens.safetensors"
+        raise CheckpointError(f"-o {str(target)!r} is a folder; pass a file name, e.g. -o {example}.")
+    state = read_checkpoint(checkpoint, WHICH)
+    hparams = lrtk0_hparams(checkpoint, state, WHICH)
     if hparams.get("method", "lr_tokens") != "lr_tokens":
-        raise ValueError(f"only LR tokens can be exported; {checkpoint} trains method={hparams['method']!r}")
-    # Lightning's loader handles LightningCLI's extra hparams (``_instantiator``) and calls on_load_checkpoint
-    module = LRTK0Module.load_from_checkpoint(
-        checkpoint, map_location="cpu", weights_only=True, activation_checkpointing=False
-    )
-    return module.export_tokens(output or checkpoint.with_suffix(".safetensors"))
+        raise CheckpointError(
+            f"only LR tokens can be exported; {str(checkpoint)!r} trains method={hparams['method']!r} "
+            "(benchmark it with `lr0fm validate --ckpt_path`)."
+        )
+    accepted = inspect.signature(LRTK0Module.__init__).parameters
+    kwargs = {key: value for key, value in hparams.items() if key in accepted and key != "self"}
+    kwargs["activation_checkpointing"] = False
+    try:
+        module = LRTK0Module(**kwargs)
+    except Exception as exc:  # noqa: BLE001 - missing weights, an unknown spec, a bad setting: one line
+        raise CheckpointError(
+            f"checkpoint {str(checkpoint)!r} was trained on backbone {hparams['backbone']!r}, which cannot be "
+            f"built here: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+        ) from exc
+    trainable = module._trainable_keys()
+    expected = {name: tuple(p.shape) for name, p in module.named_parameters() if name in trainable}
+    check_tensors(checkpoint, state["state_dict"], expected, f"backbone {hparams['backbone']!r}")
+    module.load_state_dict({name: state["state_dict"][name] for name in expected}, strict=False)
+    return module.export_tokens(target)

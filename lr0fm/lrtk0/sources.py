@@ -20,7 +20,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from lr0fm.datasets.base import DatasetError
+from lr0fm.datasets.base import CorruptImageError, DatasetError
 from lr0fm.datasets.shards import ShardMember, ShardReader, natural_key, scan_shard
 from lr0fm.registry import Registry
 
@@ -49,6 +49,15 @@ class HRImages(ABC):
         """Return the caption id of image ``index``."""
 
 
+def unreadable_image(where: str, reason: object) -> DatasetError:
+    """The error of an HR training image that cannot be decoded, naming it and the fix."""
+    return DatasetError(
+        f"LR-TK0 training image {where!r} cannot be decoded ({reason}); replace or delete it (an `lr0fm synth` "
+        "output folder: rerun the same synth command, which regenerates truncated images), then resume with "
+        "`--ckpt_path last`"
+    )
+
+
 def _read_synth_captions(root: Path) -> dict[str, str]:
     path = root / "captions.tsv"
     if not path.is_file():
@@ -74,7 +83,7 @@ class FolderHRImages(HRImages):
         root = Path(root)
         if not root.is_dir():
             raise DatasetError(
-                f"LR-TK0 training folder {str(root)!r} does not exist; expected a folder of images, e.g. the "
+                f"LR-TK0 training folder {str(root)!r} (data.source) does not exist; pass a folder of images, e.g. the "
                 "output of `lr0fm synth` (DIR/images/<caption_id:05d>/<image_index:03d>.jpg)"
             )
         texts = _read_synth_captions(root)
@@ -104,9 +113,18 @@ class FolderHRImages(HRImages):
         return len(self.files)
 
     def image(self, index: int) -> Image.Image:
-        """Decode image ``index`` as RGB."""
-        with Image.open(self.files[index]) as image:
-            return image.convert("RGB")
+        """Decode image ``index`` as RGB.
+
+        Raises:
+            DatasetError: the file cannot be decoded (truncated, not an image); the message names it.
+
+        """
+        path = self.files[index]
+        try:
+            with Image.open(path) as image:
+                return image.convert("RGB")
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            raise unreadable_image(str(path), exc) from exc
 
     def caption_id(self, index: int) -> int:
         """Caption id of image ``index`` (its caption folder)."""
@@ -169,8 +187,19 @@ class WebDatasetHRImages(HRImages):
         return len(self.members)
 
     def image(self, index: int) -> Image.Image:
-        """Read and decode image member ``index`` as RGB."""
-        return self.reader(self.members[index]).convert("RGB")
+        """Read and decode image member ``index`` as RGB.
+
+        Raises:
+            DatasetError: the member cannot be decoded; the message names ``shard#key``.
+
+        """
+        member = self.members[index]
+        try:
+            return self.reader(member).convert("RGB")
+        except CorruptImageError as exc:
+            raise unreadable_image(exc.path, exc.reason) from exc
+        except (OSError, Image.DecompressionBombError) as exc:
+            raise unreadable_image(str(member), exc) from exc
 
     def caption_id(self, index: int) -> int:
         """Caption id of member ``index``."""
@@ -206,7 +235,14 @@ def build_hr_images(source: str, *, images_per_caption: int | None = None, seed:
     scheme, _, argument = source.partition(":")
     if scheme in SOURCES:
         return SOURCES.get(scheme)(argument, images_per_caption=images_per_caption, seed=seed)
-    if not Path(source).exists():
+    if not Path(source).expanduser().exists():
         forms = ", ".join(f"{name}:..." for name in SOURCES.names())
-        raise DatasetError(f"LR-TK0 source {source!r} is neither a path nor one of the registered forms: {forms}")
+        if "/" in source or source.startswith((".", "~")):
+            raise DatasetError(
+                f"LR-TK0 training folder {source!r} (data.source) does not exist; pass an existing folder of "
+                f"images, e.g. the output of `lr0fm synth`, or one of the forms {forms}"
+            )
+        raise DatasetError(
+            f"LR-TK0 source {source!r} (data.source) is neither an existing folder nor one of the forms {forms}"
+        )
     return FolderHRImages(source, images_per_caption)

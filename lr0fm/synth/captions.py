@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lr0fm.atomic import write_text_atomic
-from lr0fm.synth.config import SynthError
+from lr0fm.synth.config import SynthError, writing
 from lr0fm.synth.seeds import caption_rank_key
 
 #: Name of the caption list inside the output directory.
@@ -164,4 +164,5 @@ def write_captions_tsv(output: str | Path, captions: list[Caption]) -> Path:
                 "--seed or --num-captions). Use a new --output directory, or rerun with the settings "
                 "that made it."
             )
-    return write_text_atomic(path, format_captions(captions))
+    with writing(path):
+        return write_text_atomic(path, format_captions(captions))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from lr0fm.synth.config import DEFAULT_PIPELINE, IMAGE_FORMATS, SynthConfig, SynthError
+from lr0fm.synth.config import DEFAULT_PIPELINE, IMAGE_FORMATS, SynthConfig, SynthError, writing
 
 #: help of each option (a field of :class:`~lr0fm.synth.config.SynthConfig`)
 HELP = {
@@ -91,10 +91,17 @@ def main(argv: list[str] | None = None) -> int:
         cfg, config = _config(parser, argv)
         from lr0fm.synth.generation import prepare_output
 
-        save_config(parser, cfg, prepare_output(config))  # a usable output folder first, or a clear error
+        output = prepare_output(config)  # a usable output folder first, or a clear error
+        with writing(output / "config.yaml"):
+            save_config(parser, cfg, output)
         from diffusers.utils import logging as diffusers_logging
 
         diffusers_logging.set_verbosity_error()  # per-call caption-cleaning warnings would flood the log
+        if not config.progress:  # --no_progress: no loading bars either (logs of batch jobs stay readable)
+            from transformers.utils import logging as transformers_logging
+
+            diffusers_logging.disable_progress_bar()
+            transformers_logging.disable_progress_bar()
         from lr0fm.synth.generation import generate
 
         report = generate(config)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 #: The paper's generator (LR0.FM, section 5.2).
@@ -10,6 +15,10 @@ DEFAULT_PIPELINE = "PixArt-alpha/PixArt-XL-2-1024-MS"
 
 #: Image file formats the writer supports, with the PIL format name of each.
 IMAGE_FORMATS: dict[str, str] = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}
+#: Generated sides are multiples of this (every diffusers text-to-image pipeline checks ``side % 8 == 0``).
+SIDE_STEP = 8
+#: Largest ``--height``/``--width`` accepted (PixArt-alpha makes 1024 px; larger sides only exhaust memory).
+MAX_SIDE = 8192
 
 
 class SynthError(ValueError):
@@ -80,12 +89,32 @@ class SynthConfig:
             if getattr(self, name) is not None:
                 positive[name] = getattr(self, name)
         for name, value in positive.items():
-            if int(value) < 1:
-                raise SynthError(f"{name} must be a positive integer, got {value!r}.")
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SynthError(f"--{name} {value!r} is not valid: expected a positive integer (1, 2, ...).")
+        for name in ("height", "width"):
+            side = getattr(self, name)
+            if side is not None and (side % SIDE_STEP or side > MAX_SIDE):
+                raise SynthError(
+                    f"--{name} {side} is not valid: expected a multiple of {SIDE_STEP} from {SIDE_STEP} to {MAX_SIDE} "
+                    f"(diffusers pipelines generate sides in steps of {SIDE_STEP}; PixArt-alpha's default is 1024), "
+                    "or leave it unset for the pipeline's default."
+                )
         if self.image_format not in IMAGE_FORMATS:
-            raise SynthError(f"image_format {self.image_format!r} is not one of {sorted(IMAGE_FORMATS)}.")
+            raise SynthError(
+                f"--image_format {self.image_format!r} is not valid: expected one of "
+                f"{', '.join(sorted(IMAGE_FORMATS))}."
+            )
         if self.dtype not in ("float16", "bfloat16", "float32"):
-            raise SynthError(f"dtype {self.dtype!r} is not one of float16, bfloat16, float32.")
+            raise SynthError(f"--dtype {self.dtype!r} is not valid: expected one of float16, bfloat16, float32.")
+        if isinstance(self.quality, bool) or not isinstance(self.quality, int) or not 1 <= self.quality <= 100:
+            raise SynthError(f"--quality {self.quality!r} is not valid: expected an integer from 1 to 100 (JPEG/WebP).")
+        if not isinstance(self.guidance_scale, (int, float)) or not math.isfinite(self.guidance_scale):
+            raise SynthError(
+                f"--guidance_scale {self.guidance_scale!r} is not valid: expected a finite number (the paper: 4.5; "
+                "1 or less turns classifier-free guidance off)."
+            )
+        if not isinstance(self.call_kwargs, dict):
+            raise SynthError(f"--call_kwargs {self.call_kwargs!r} is not valid: expected a JSON object, e.g. '{{}}'.")
 
     def pixel_settings(self) -> dict[str, Any]:
         """Return the settings that change the stored pixels; a rerun into the same output must match them.
@@ -97,3 +126,24 @@ class SynthConfig:
             "resize_shorter", "image_format", "quality", "call_kwargs",
         )  # fmt: skip
         return {key: value for key, value in asdict(self).items() if key in keys}
+
+
+#: ``errno`` values that mean the disk (or a quota or file size limit) is full.
+_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+
+
+@contextlib.contextmanager
+def writing(path: str | Path) -> Iterator[None]:
+    """Turn an ``OSError`` raised while writing ``path`` into a :class:`SynthError` naming the file and the fix."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        hint = (
+            "the disk, a quota or a file size limit is full: free space, then rerun the same command"
+            if exc.errno in _FULL
+            else "check that the output folder is writable, then rerun the same command"
+        )
+        raise SynthError(
+            f"could not write {str(path)!r} ({reason}); {hint} (finished images are kept and the run resumes)."
+        ) from exc

@@ -21,7 +21,7 @@ import torch
 
 from lr0fm.atomic import write_text_atomic
 from lr0fm.synth.captions import Caption, read_caption_file, sample_captions, write_captions_tsv
-from lr0fm.synth.config import SynthConfig, SynthError
+from lr0fm.synth.config import SynthConfig, SynthError, writing
 from lr0fm.synth.manifest import ManifestWriter, manifest_name
 from lr0fm.synth.seeds import image_seed
 from lr0fm.synth.sharding import local_device, shard_caption_ids, shard_from_env
@@ -148,7 +148,8 @@ def prepare_output(config: SynthConfig) -> Path:
                 "an inconsistent set. Rerun with the recorded settings or use a new --output directory."
             )
     else:
-        write_text_atomic(path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
+        with writing(path):
+            write_text_atomic(path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
     return output
 
 
@@ -174,15 +175,25 @@ def generate_chunk(pipe: Any, chunk: list[ImageTask], call_kwargs: dict[str, Any
     Returns:
         One PIL image per task, in order.
 
+    Raises:
+        SynthError: the pipeline refuses the call arguments (a size it cannot make, an unknown option).
+
     """
     generators = [torch.Generator("cpu").manual_seed(task.seed) for task in chunk]
-    with torch.inference_mode():
-        result = pipe(
-            prompt=chunk[0].caption.text,
-            num_images_per_prompt=len(chunk),
-            generator=generators,
-            **call_kwargs,
-        )
+    try:
+        with torch.inference_mode():
+            result = pipe(
+                prompt=chunk[0].caption.text,
+                num_images_per_prompt=len(chunk),
+                generator=generators,
+                **call_kwargs,
+            )
+    except (ValueError, TypeError) as exc:  # diffusers' check_inputs, or an unknown keyword of --call_kwargs
+        settings = {key: value for key, value in call_kwargs.items() if key != "output_type"}
+        raise SynthError(
+            f"the pipeline refused the call settings {settings} ({exc}); fix --height/--width, "
+            "--num_inference_steps, --guidance_scale or --call_kwargs."
+        ) from exc
     return list(result.images)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from PIL import Image
 
 from lr0fm.atomic import atomic_path
-from lr0fm.synth.config import IMAGE_FORMATS
+from lr0fm.synth.config import IMAGE_FORMATS, writing
 
 #: Folder of the images inside the output directory.
 IMAGES_DIR = "images"
@@ -40,8 +40,13 @@ def resize_shorter_side(image: Image.Image, shorter: int | None) -> Image.Image:
 def save_image_atomic(image: Image.Image, path: str | Path, image_format: str, quality: int) -> None:
     """Write ``image`` to a temporary file next to ``path`` and rename it into place.
 
-    A process killed mid-write leaves only a ``.tmp`` file, never a partial file under the final name.
+    A process killed mid-write leaves only a ``.tmp`` file, never a partial file under the final name; a
+    failed write (disk full) removes it.
+
+    Raises:
+        SynthError: the file cannot be written, naming it.
+
     """
     options = {"quality": quality} if image_format in ("jpg", "webp") else {}
-    with atomic_path(path) as tmp:
+    with writing(path), atomic_path(path) as tmp:
         image.convert("RGB").save(tmp, format=IMAGE_FORMATS[image_format], **options)

@@ -5,6 +5,10 @@ so its content does not depend on how generation was split. Each sample has the 
 ``<caption_id:05d>_<image_index:03d>`` and the members ``<key>.<jpg|png|webp>`` (the image),
 ``<key>.txt`` (the caption) and ``<key>.json`` (its manifest record). A tar is written only once all
 of its images exist; workers may pack concurrently (identical content, atomic rename).
+
+Only files inside the output folder are packed: the manifest reader refuses any record path but the record's
+own ``images/...`` file, and a path that resolves outside the output folder (a symlinked image or caption
+folder) is refused too, so a tampered manifest or folder can never copy another file into a tar.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lr0fm.atomic import atomic_path
+from lr0fm.synth.config import SynthError, writing
 from lr0fm.synth.manifest import read_manifest
 
 #: Folder of the tar shards inside the output directory.
@@ -45,6 +50,23 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
+def image_file(output: Path, record: dict) -> Path:
+    """The file a manifest record names, refusing one that resolves outside ``output`` (through a symlink).
+
+    Raises:
+        SynthError: the path leads outside the output folder.
+
+    """
+    path = output / record["path"]
+    if not path.resolve().is_relative_to(output.resolve()):
+        raise SynthError(
+            f"image {record['path']!r} of caption {record['caption_id']} resolves to {str(path.resolve())!r}, "
+            f"outside the output folder {str(output)!r} (a symbolic link); only files inside it are packed. "
+            "Replace the link by the image file itself, or delete it so that a rerun regenerates it."
+        )
+    return path
+
+
 def pack_webdataset(
     output: str | Path, num_captions: int, images_per_caption: int, captions_per_tar: int
 ) -> PackReport:
@@ -59,12 +81,16 @@ def pack_webdataset(
     Returns:
         A :class:`PackReport`.
 
+    Raises:
+        SynthError: a manifest record names a file outside the output folder, or a tar cannot be written.
+
     """
     output = Path(output)
     records = {(r["caption_id"], r["image_index"]): r for r in read_manifest(output)}
     report = PackReport()
     folder = output / WEBDATASET_DIR
-    folder.mkdir(exist_ok=True)
+    with writing(folder):
+        folder.mkdir(exist_ok=True)
     for k, start in enumerate(range(0, num_captions, captions_per_tar)):
         path = folder / f"synth-{k:05d}.tar"
         if path.exists():
@@ -75,15 +101,15 @@ def pack_webdataset(
             for cid in range(start, min(start + captions_per_tar, num_captions))
             for idx in range(images_per_caption)
         ]
-        if not all(key in records and (output / records[key]["path"]).is_file() for key in keys):
+        if not all(key in records and image_file(output, records[key]).is_file() for key in keys):
             report.incomplete.append(k)
             continue
-        with atomic_path(path) as tmp, tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
+        with writing(path), atomic_path(path) as tmp, tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
             for cid, idx in keys:
                 record = records[(cid, idx)]
                 stem = f"{cid:05d}_{idx:03d}"
                 ext = Path(record["path"]).suffix
-                _add_bytes(tar, stem + ext, (output / record["path"]).read_bytes())
+                _add_bytes(tar, stem + ext, image_file(output, record).read_bytes())
                 _add_bytes(tar, stem + ".txt", record["caption"].encode("utf-8"))
                 _add_bytes(tar, stem + ".json", json.dumps(record, sort_keys=True).encode("utf-8"))
         report.written.append(path)

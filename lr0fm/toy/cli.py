@@ -47,9 +47,13 @@ def _eval_parser():
     parser = command_parser(f"lr0fm toy {EVAL}", "Zero-shot top-1 of toyclip on the toy tasks at several resolutions.")
     parser.add_argument("--weights_dir", type=str | None, default=None, help="folder written by `toy pretrain` "
                         "(default: the shipped weights)")  # fmt: skip
-    parser.add_argument("--resolutions", nargs="+", type=int, default=[32, 16, 8], help="LR sides besides native")
+    parser.add_argument(
+        "--resolutions", nargs="+", type=int, default=[32, 16, 8], help="LR sides besides native (1 to 64 px)"
+    )
     parser.add_argument("--num_per_class", type=int, default=100, help="images per class")
-    parser.add_argument("--json", action=ActionYesNo, default=False, help="print the results as JSON")
+    parser.add_argument(
+        "--json", action=ActionYesNo, default=False, help="print the results as JSON (top-1 in percent, as the table)"
+    )
     return parser
 
 
@@ -77,9 +81,41 @@ def pretrain_config(argv: list[str]) -> Any:
     return PretrainConfig(**dataclass_values(cfg, PretrainConfig)), cfg
 
 
+def check_eval_args(resolutions: list[int], num_per_class: int) -> None:
+    """Refuse LR sides outside ``1..NATIVE_SIZE`` and a non-positive ``--num_per_class``.
+
+    Raises:
+        ToyError: naming the value and the accepted range.
+
+    """
+    from lr0fm.toy.pretrain_config import ToyError
+    from lr0fm.toy.world import NATIVE_SIZE
+
+    bad = [r for r in resolutions if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= NATIVE_SIZE]
+    if bad or not resolutions:
+        raise ToyError(
+            f"--resolutions {' '.join(map(str, bad or resolutions))} is not valid: expected LR sides from 1 to "
+            f"{NATIVE_SIZE} px (the toy images' native side; the native resolution itself is always scored), "
+            "e.g. --resolutions 32 16 8."
+        )
+    if isinstance(num_per_class, bool) or not isinstance(num_per_class, int) or num_per_class < 1:
+        raise ToyError(f"--num_per_class {num_per_class!r} is not valid: expected a positive integer, e.g. 100.")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run ``lr0fm toy <command>``; returns the exit status."""
+    """Run ``lr0fm toy <command>``; returns the exit status (2 on a bad setting)."""
+    from lr0fm.toy.pretrain_config import ToyError
+
     argv = list(sys.argv[1:] if argv is None else argv)
+    command = PRETRAIN if argv and argv[0] == PRETRAIN else EVAL
+    try:
+        return _run(argv)
+    except (ToyError, FileNotFoundError) as exc:
+        print(f"lr0fm toy {command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(argv: list[str]) -> int:
     if argv and argv[0] == PRETRAIN:  # resolve preset names of the subcommand's --config
         config, cfg = pretrain_config(argv[1:])
         from lr0fm.command import save_config
@@ -93,14 +129,11 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = parse(build_parser(), argv)
     args = cfg[cfg.command]
+    check_eval_args(args.resolutions, args.num_per_class)
     from lr0fm.toy.backbone import load_toyclip
     from lr0fm.toy.evaluate import evaluate_toy
 
-    try:
-        backbone = load_toyclip(weights_dir=args.weights_dir)
-    except FileNotFoundError as exc:
-        print(f"lr0fm toy eval: {exc}", file=sys.stderr)
-        return 2
+    backbone = load_toyclip(weights_dir=args.weights_dir)
     results = evaluate_toy(backbone, resolutions=[None, *args.resolutions], num_per_class=args.num_per_class)
     if args.json:
         print(json.dumps(results, indent=1))

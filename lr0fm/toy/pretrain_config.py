@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from lr0fm.toy.world import NATIVE_SIZE
+
+
+class ToyError(ValueError):
+    """A bad setting of ``lr0fm toy``; the message names it and the accepted values."""
 
 
 def default_model_cfg() -> dict[str, Any]:
@@ -54,3 +59,21 @@ class PretrainConfig:
     export_every: int = 100
     init_from: str | None = None
     model_cfg: dict[str, Any] = field(default_factory=default_model_cfg)
+
+    def __post_init__(self) -> None:
+        counts = {"max_steps": 1, "batch_size": 2, "num_threads": 1, "warmup_steps": 0, "log_every": 0}
+        counts["export_every"] = 0
+        for name, least in counts.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ToyError(
+                    f"--{name} {value!r} is not valid: expected an integer >= {least}"
+                    + (" (0 steps would write untrained weights)" if name == "max_steps" else "")
+                    + (" (the contrastive loss needs two pairs)" if name == "batch_size" else "")
+                    + "."
+                )
+        for name, positive in (("lr", True), ("weight_decay", False)):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 or (positive and not value):
+                bound = "> 0" if positive else ">= 0"
+                raise ToyError(f"--{name} {value!r} is not valid: expected a finite number {bound}.")

@@ -27,12 +27,13 @@ def main(argv: list[str]) -> int:
     from lr0fm.command import parse
 
     cfg = parse(build_parser(), argv)
+    from lr0fm.lrtk0.checkpoints import CheckpointError
     from lr0fm.lrtk0.module import export_checkpoint_tokens
 
     try:
         path = export_checkpoint_tokens(cfg.checkpoint, cfg.output)
-    except (FileNotFoundError, ValueError, KeyError) as error:
-        print(f"lr0fm export-tokens: {error}", file=sys.stderr)
+    except CheckpointError as error:
+        print(f"lr0fm export-tokens: error: {error}", file=sys.stderr)
         return 2
     print(f"LR tokens exported to {path}")
     return 0
