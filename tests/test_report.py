@@ -119,7 +119,7 @@ def test_figure_data_match_the_metrics_code(made):
         assert float(row["top1_percent"]) == pytest.approx(100 * table.get(row["model"], row["dataset"], res).top1)
     for row in read_csv(out / "accuracy_per_family.csv"):
         if row["resolution"] != "hr":
-            assert float(row["acc_percent"]) == pytest.approx(summary[(row["model"], int(row["resolution"]))].acc)
+            assert float(row["acc_percent"]) == pytest.approx(100 * summary[(row["model"], int(row["resolution"]))].acc)
 
 
 def test_gamma_comparison_shows_the_near_chance_problem(made):

@@ -131,9 +131,9 @@ class ReportContext:
                     "image_gflops": p.image_gflops,
                     "variant": p.variant,
                     "resolution": resolution,
-                    "acc": s.acc,
-                    "sar": s.sar,
-                    "war": s.war,
+                    "acc_percent": 100 * s.acc,
+                    "sar_percent": 100 * s.sar,
+                    "war_percent": 100 * s.war,
                 }
             )
         return rows

@@ -45,11 +45,11 @@ def input_resolution(ctx: ReportContext, out: Path) -> list[FigureRecord]:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 5.0))
     data = []
-    wars = [r["war"] for g in groups for r in g]
-    labels_y = spread([g[0]["war"] for g in groups], gap=0.028 * (max(wars) - min(wars) or 1.0))
+    wars = [r["war_percent"] for g in groups for r in g]
+    labels_y = spread([g[0]["war_percent"] for g in groups], gap=0.028 * (max(wars) - min(wars) or 1.0))
     for i, (group, label_y) in enumerate(zip(groups, labels_y)):
         color = ctx.colors[group[0]["family"]]
-        xs, ys = [r["input_resolution"] for r in group], [r["war"] for r in group]
+        xs, ys = [r["input_resolution"] for r in group], [r["war_percent"] for r in group]
         ax.plot(xs, ys, color=color, marker="o", lw=1.2, ms=4)
         ax.annotate(
             group[0]["model"],
@@ -63,7 +63,8 @@ def input_resolution(ctx: ReportContext, out: Path) -> list[FigureRecord]:
             annotation_clip=False,
         )
         data += [
-            {"group": i, **{k: r[k] for k in ("model", "family", "variant", "input_resolution", "params_m", "war")}}
+            {"group": i, **{k: r[k] for k in ("model", "family", "variant", "input_resolution", "params_m")}}
+            | {"war_percent": r["war_percent"]}
             for r in group
         ]
     ax.set_xlabel("model input resolution (px)")

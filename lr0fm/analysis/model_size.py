@@ -38,7 +38,7 @@ def scatter_models(ax, ctx: ReportContext, rows: list[dict], x_key: str, size_ke
         marker = "*" if r["architecture"] == "ResNet" else "o"
         ax.scatter(
             [r[x_key]],
-            [r["war"]],
+            [r["war_percent"]],
             s=s * (1.6 if marker == "*" else 1.0),
             marker=marker,
             alpha=0.75,
@@ -80,7 +80,7 @@ def size_figure(ctx: ReportContext, out: Path, rows: list[dict], resolution: int
     fig, ax = plt.subplots(figsize=(7.5, 5.0))
     scatter_models(ax, ctx, rows, "params_m", "image_gflops")
     ax.set_xscale("log")
-    rho = spearman(np.array([r["params_m"] for r in rows]), np.array([r["war"] for r in rows]))
+    rho = spearman(np.array([r["params_m"] for r in rows]), np.array([r["war_percent"] for r in rows]))
     ax.set_xlabel("parameters (millions, log)")
     ax.set_ylabel(f"WAR-{resolution} (%)")
     ax.set_title(f"Robustness vs model size (Spearman {rho:.2f})")
@@ -102,7 +102,8 @@ def size_figure(ctx: ReportContext, out: Path, rows: list[dict], resolution: int
         analysis="model_size",
     )
     data = [
-        {k: r[k] for k in ("model", "family", "architecture", "params_m", "image_gflops", "war", "sar")} for r in rows
+        {k: r[k] for k in ("model", "family", "architecture", "params_m", "image_gflops", "war_percent", "sar_percent")}
+        for r in rows
     ]
     return save_figure(fig, out, record, data)
 
@@ -124,11 +125,11 @@ def bucket_figure(ctx: ReportContext, out: Path, rows: list[dict], resolution: i
     for bucket in size_buckets(rows):
         best: dict[str, dict] = {}
         for r in bucket:
-            if r["family"] not in best or r["war"] > best[r["family"]]["war"]:
+            if r["family"] not in best or r["war_percent"] > best[r["family"]]["war_percent"]:
                 best[r["family"]] = r
         if len(best) >= 2:
             centre = float(np.median([r["params_m"] for r in bucket]))
-            shown.append((centre, sorted(best.values(), key=lambda r: -r["war"])))
+            shown.append((centre, sorted(best.values(), key=lambda r: -r["war_percent"])))
     if not shown:
         ctx.note("model_size: no parameter bucket holds models of two families; no bucket figure")
         return None
@@ -138,9 +139,10 @@ def bucket_figure(ctx: ReportContext, out: Path, rows: list[dict], resolution: i
     for centre, members in shown:
         start = x
         for r in members:
-            ax.bar(x, r["war"], color=ctx.colors[r["family"]], width=0.85)
+            ax.bar(x, r["war_percent"], color=ctx.colors[r["family"]], width=0.85)
             ax.text(x, 0.5, r["model"], rotation=90, fontsize=5.5, ha="center", va="bottom")
-            data.append({"bucket_m": round(centre), **{k: r[k] for k in ("family", "model", "params_m", "war")}})
+            keys = ("family", "model", "params_m", "war_percent")
+            data.append({"bucket_m": round(centre), **{k: r[k] for k in keys}})
             x += 1
         ticks.append(((start + x - 1) / 2, f"~{_round_size(centre)}"))
         x += 0.8

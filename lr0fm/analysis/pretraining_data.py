@@ -29,14 +29,14 @@ def pretraining_data(ctx: ReportContext, out: Path) -> list[FigureRecord]:
     ticks = sorted({r["pretrain_pairs"] for r in rows})
     ax.set_xticks(ticks, [format_count(t) for t in ticks], fontsize=7, rotation=45)
     ax.minorticks_off()
-    rho = spearman(np.array([r["pretrain_pairs"] for r in rows]), np.array([r["war"] for r in rows]))
+    rho = spearman(np.array([r["pretrain_pairs"] for r in rows]), np.array([r["war_percent"] for r in rows]))
     ax.set_xlabel("pre-training image-text pairs (log)")
     ax.set_ylabel(f"WAR-{n} (%)")
     ax.set_title(f"Robustness vs pre-training data size (Spearman {rho:.2f})")
     ax.grid(alpha=0.25)
     family_legend(ax, ctx, rows)
     fig.tight_layout()
-    keys = ("model", "family", "pretrain_data", "pretrain_pairs", "params_m", "war", "sar")
+    keys = ("model", "family", "pretrain_data", "pretrain_pairs", "params_m", "war_percent", "sar_percent")
     record = FigureRecord(
         name=f"robustness_vs_pretraining_{n}",
         title=f"WAR-{n} vs pre-training data size (paper Fig. 5 right, ii)",

@@ -250,7 +250,7 @@ def summary_tables(ctx: ReportContext) -> list[dict[str, Any]]:
         values: list[Any] = [m, ctx.family(m)]
         for r in lows:
             s = by_key.get((m, r))
-            values += [_fmt(s.acc), _fmt(s.sar), _fmt(s.war)] if s else [None, None, None]
+            values += [_fmt(100 * s.acc), _fmt(100 * s.sar), _fmt(100 * s.war)] if s else [None, None, None]
         values.append(by_key[(m, n)].rank_war if (m, n) in by_key else None)
         rows.append(values)
     tables = [

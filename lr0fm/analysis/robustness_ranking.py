@@ -29,8 +29,8 @@ def ranking_figure(ctx: ReportContext, out: Path, resolution: int) -> FigureReco
     summaries = ctx.summaries(resolution)
     n = f"{resolution}"
     fig, axes = plt.subplots(1, 2, figsize=(12, max(3.0, 0.15 * len(summaries) + 1.4)))
-    _bars(axes[0], ctx, [(s.model, s.sar) for s in summaries], f"SAR-{n}")
-    _bars(axes[1], ctx, [(s.model, s.war) for s in summaries], f"WAR-{n}")
+    _bars(axes[0], ctx, [(s.model, 100 * s.sar) for s in summaries], f"SAR-{n}")
+    _bars(axes[1], ctx, [(s.model, 100 * s.war) for s in summaries], f"WAR-{n}")
     from matplotlib.patches import Patch
 
     fig.legend(

@@ -60,10 +60,10 @@ def robustness_metrics(
         weights = {d: 1.0 for d in datasets}
     report = compute_report(ResultsTable.from_records(records), weights=weights, references={STUDENT: TEACHER})
     metrics: dict[str, float] = {}
-    for row in report.summary:  # the summary is in percent (printed tables); logged scalars are fractions
+    for row in report.summary:  # fractions, as in the report's files (printed tables show percent)
         if row.model == STUDENT:
-            metrics.update({f"acc_{row.resolution}": row.acc / 100, f"sar_{row.resolution}": row.sar / 100})
-            metrics[f"war_{row.resolution}"] = row.war / 100
+            metrics.update({f"acc_{row.resolution}": row.acc, f"sar_{row.resolution}": row.sar})
+            metrics[f"war_{row.resolution}"] = row.war
     return metrics
 
 
