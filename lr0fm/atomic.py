@@ -21,9 +21,19 @@ from pathlib import Path
 from lr0fm.faults import kill_point
 
 #: errors of a full disk, a quota or a file-size limit
-_DISK_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _HOST = re.sub(r"[^A-Za-z0-9]+", "", socket.gethostname())[:32] or "host"
 _TEMPORARY = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9]+)-(?P<pid>\d+)-[0-9a-f]{8}\.tmp$")
+
+
+class DiskFullError(OSError):
+    """A write stopped by a full disk, a quota or a file-size limit (``errno``, ``strerror`` and ``filename`` kept)."""
+
+    def __str__(self) -> str:
+        return (
+            f"cannot write {self.filename}: {self.strerror}; its previous version (if any) is intact, "
+            "free some space (or raise the file-size limit) and rerun to continue"
+        )
 
 
 def _alive(pid: int) -> bool:
@@ -72,12 +82,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        if exc.errno in _DISK_FULL:
-            raise OSError(
-                exc.errno,
-                f"cannot write {path}: {exc.strerror}; its previous version (if any) is intact, "
-                "free some space (or raise the file-size limit) and rerun to continue",
-            ) from exc
+        if exc.errno in DISK_FULL_ERRNOS:
+            raise DiskFullError(exc.errno, exc.strerror, str(path)) from exc
         raise
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from lr0fm.atomic import DISK_FULL_ERRNOS
 
 #: The paper's generator (LR0.FM, section 5.2).
 DEFAULT_PIPELINE = "PixArt-alpha/PixArt-XL-2-1024-MS"
@@ -128,10 +129,6 @@ class SynthConfig:
         return {key: value for key, value in asdict(self).items() if key in keys}
 
 
-#: ``errno`` values that mean the disk (or a quota or file size limit) is full.
-_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
-
-
 @contextlib.contextmanager
 def writing(path: str | Path) -> Iterator[None]:
     """Turn an ``OSError`` raised while writing ``path`` into a :class:`SynthError` naming the file and the fix."""
@@ -141,7 +138,7 @@ def writing(path: str | Path) -> Iterator[None]:
         reason = exc.strerror or str(exc)
         hint = (
             "the disk, a quota or a file size limit is full: free space, then rerun the same command"
-            if exc.errno in _FULL
+            if exc.errno in DISK_FULL_ERRNOS
             else "check that the output folder is writable, then rerun the same command"
         )
         raise SynthError(
