@@ -341,6 +341,23 @@ def test_mispredictions_are_exactly_those_of_the_predictions_file(tmp_path):
     assert read_csv(direct / "mispredictions_toyclip_toy-color.csv") == rows
 
 
+def test_mispredictions_with_tokens_read_the_file_the_benchmark_wrote(tmp_path, tokens_file):
+    """The model label with tokens has characters a file name cannot keep: both sides use one path function."""
+    bench, out = tmp_path / "bench", tmp_path / "report"
+    common = ["--model", "toyclip", "--lr_tokens", tokens_file, "--dataset", "toy-color"]
+    assert lr0fm_main(["benchmark", *common, "--resolutions", "8", "hr", "--workers", "0", "--output", str(bench)]) == 0
+    written = list((bench / "predictions").rglob("toy-color.jsonl"))
+    assert len(written) == 1 and written[0].parent.name != "toyclip"
+    argv = ["analyze", "mispredictions", *common, "--resolutions", "8", "--images", "4", "--predictions", str(bench),
+            "--output", str(out)]  # fmt: skip
+    assert lr0fm_main(argv) == 0
+    (summary_csv,) = out.glob("mispredictions_similarity_toyclip_lrtk0_*_toy-color.csv")
+    summary = read_csv(summary_csv)
+    lines = [json.loads(line) for line in written[0].read_text().splitlines()]
+    right_hr = sum(line["top5"]["hr"]["classes"][0] == line["label"] for line in lines)
+    assert [r["resolution"] for r in summary] == ["8"] and int(summary[0]["right_at_hr"]) == right_hr
+
+
 def test_the_grid_shows_distinct_images_class_by_class():
     from lr0fm.analysis.mispredictions import examples_to_show
 

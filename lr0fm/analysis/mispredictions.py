@@ -30,7 +30,7 @@ from lr0fm.analysis.model_inputs import (
     resolution_label,
     to_picture,
 )
-from lr0fm.benchmark.outputs import slug
+from lr0fm.benchmark.outputs import predictions_path as benchmark_predictions_path
 from lr0fm.datasets.base import ZeroShotDataset
 from lr0fm.protocols import HR
 
@@ -60,15 +60,16 @@ def predictions_path(source: str | Path, model_label: str, dataset: str, protoco
     if not source.is_dir():
         raise PredictionsError(f"--predictions {source}: no such file or folder (give a `lr0fm benchmark` output "
                                "folder or one of its predictions/PROTOCOL/MODEL/DATASET.jsonl files)")  # fmt: skip
-    path = source / "predictions" / protocol / slug(model_label) / f"{slug(dataset)}.jsonl"
+    path = benchmark_predictions_path(source, protocol, model_label, dataset)
     if path.is_file():
         return path
     found = sorted(str(p.relative_to(source)) for p in (source / "predictions").rglob("*.jsonl"))
     listing = ", ".join(found[:20]) + (" ..." if len(found) > 20 else "") if found else "none"
+    spec, tokens = model_label.split("+lrtk0:")[0], " --lr_tokens FILE" if "+lrtk0:" in model_label else ""
     raise PredictionsError(
         f"no predictions of {model_label!r} on {dataset!r} (protocol {protocol!r}) in {source}: expected "
         f"{path.relative_to(source)}; predictions files there: {listing}. Run `lr0fm benchmark --model "
-        f"{model_label.split('+lrtk0:')[0]} --dataset {dataset} --resolutions 16 32 hr --output {source}` first"
+        f"{spec}{tokens} --dataset {dataset} --resolutions 16 32 hr --output {source}` first"
     )
 
 

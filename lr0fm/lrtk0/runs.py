@@ -61,7 +61,7 @@ class LastCheckpoint(Callback):
         """Save the full training state (collective: rank 0 writes)."""
         if trainer.sanity_checking or trainer.fast_dev_run:
             return
-        trainer.save_checkpoint(self.directory(trainer) / self.FILE_NAME)
+        trainer.save_checkpoint(self.directory(trainer) / self.FILE_NAME, weights_only=False)  # full state, to resume
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
