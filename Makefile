@@ -1,5 +1,6 @@
 # Two commands do all set-up on a fresh machine:
-#   make demo   - create/reuse .venv, install lr0fm, run the embedded default job and write its report
+#   make demo   - create/reuse .venv, install lr0fm, benchmark toyclip with and without the shipped toy LR tokens,
+#                 run the model analyses and write the toy report
 #   make test   - create/reuse .venv, install lr0fm with dev extras (and Debian's chromium for the report's
 #                 browser test when missing and this machine allows: .ci/ensure-chromium), run the default suite
 #   make lint   - ruff check and ruff format --check over the whole tree (CI runs it too)
@@ -18,8 +19,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# the shipped toy LR tokens: `lr0fm fit --config toy` (seed 0) exported, see the README's toy-world section
+TOY_TOKENS := lr0fm/resources/toyclip/toyclip_lr_tokens.safetensors
+TOY_ANALYSIS := --model toyclip --dataset toy-texture --resolutions 8 16 32 --lr_tokens $(TOY_TOKENS) \
+	--output $(DEMO_OUT)/report
+
 demo: $(STAMP)
 	$(BIN)/lr0fm benchmark --config toy --output $(DEMO_OUT)
+	$(BIN)/lr0fm benchmark --config toy --output $(DEMO_OUT) --lr_tokens $(TOY_TOKENS)
+	$(BIN)/lr0fm analyze layer-similarity --images 120 $(TOY_ANALYSIS)
+	$(BIN)/lr0fm analyze tsne --images 160 $(TOY_ANALYSIS)
+	$(BIN)/lr0fm analyze gradcam --images 4 $(TOY_ANALYSIS)
+	$(BIN)/lr0fm analyze mispredictions --images 12 --predictions $(DEMO_OUT) $(TOY_ANALYSIS)
 	$(BIN)/lr0fm report $(DEMO_OUT) --output $(DEMO_OUT)/report
 	@echo "toy report: file://$(abspath $(DEMO_OUT)/report/index.html)"
 

@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lr0fm.benchmark.engine import evaluate_backbone
 from lr0fm.datasets import build_dataset
 from lr0fm.lrtk0 import load_lr_tokens
 from lr0fm.models import load_backbone
+from lr0fm.toy.backbone import SHIPPED_TOKENS
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "lrtk0" / "toy.yaml"
 TASKS = ("toy-color", "toy-texture", "toy-size")
@@ -69,3 +71,7 @@ def test_toy_tokens_raise_low_resolution_accuracy_at_small_native_cost(tmp_path:
     assert tokened[("toy-texture", 16)] - vanilla[("toy-texture", 16)] >= 5
     assert mean(tokened, LOW) > mean(vanilla, LOW)
     assert mean(vanilla, ("hr",)) - mean(tokened, ("hr",)) <= 3
+    # the toy tokens lr0fm ships (`make demo`, the README's analyses) are this run's export
+    shipped, trained = load_file(SHIPPED_TOKENS), load_file(tokens_file)
+    assert shipped.keys() == trained.keys()
+    assert all(torch.allclose(shipped[k], trained[k], atol=1e-4) for k in shipped)

@@ -22,6 +22,9 @@ class ToyBackbone(OpenClipBackbone):
 
 #: Folder of the shipped weights (package data).
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "resources" / "toyclip"
+#: Shipped LR-TK0 tokens for ``toyclip``: the export of ``lr0fm fit --config toy`` (seed 0; ``make demo`` applies
+#: them; ``tests/test_lrtk0_train_toy.py`` retrains and compares).
+SHIPPED_TOKENS = SHIPPED_DIR / "toyclip_lr_tokens.safetensors"
 
 
 def load_toyclip(device: str | torch.device = "cpu", weights_dir: str | Path | None = None) -> Backbone:
