@@ -1,7 +1,8 @@
 """Accuracy vs resolution: one panel per dataset (models as lines) and one per model family (paper Fig. 1).
 
 Readable with the 66-model table: lines are coloured by family, the ``top_k`` models at the report's
-resolution are drawn thick and labelled, the rest thin; each dataset panel marks the chance level 1/C.
+resolution are drawn thick and labelled, the rest thin; a model with LR tokens is dash-dotted; each dataset
+panel marks the chance level 1/C.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ import numpy as np
 from lr0fm.analysis import ANALYSES
 from lr0fm.analysis.context import ReportContext
 from lr0fm.analysis.figures import FigureRecord, save_figure
+from lr0fm.analysis.properties import TOKENS_MARK
 from lr0fm.analysis.style import dataset_label, grid, pyplot, resolution_label, spread
 from lr0fm.metrics.robustness import mean_accuracy
 from lr0fm.metrics.table import HR
 
 SECTION = "Accuracy vs resolution"
+#: line style of a model with LR-TK0 tokens (its base keeps the family colour's solid line)
+TOKENS_STYLE = "-."
 
 
 def _axis(ctx: ReportContext) -> list:
@@ -50,12 +54,15 @@ def _legend(fig, ctx: ReportContext) -> None:
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], color=ctx.colors[f], lw=2, label=f) for f in ctx.families]
+    if any(TOKENS_MARK in m for m in ctx.models):
+        handles.append(Line2D([], [], color="0.3", lw=2, ls=TOKENS_STYLE, label="with LR tokens"))
     fig.legend(
         handles=handles,
         loc="lower center",
         ncol=min(8, len(handles)),
         fontsize=8,
         frameon=False,
+        handlelength=3.5,
         bbox_to_anchor=(0.5, 0.0),
     )
 
@@ -82,6 +89,7 @@ def per_dataset(ctx: ReportContext, out: Path) -> FigureRecord:
             ax.plot(
                 *zip(*points),
                 color=color,
+                ls=TOKENS_STYLE if TOKENS_MARK in model else "-",
                 lw=1.8 if thick else 0.6,
                 alpha=1.0 if thick else 0.35,
                 marker="o" if thick else None,
