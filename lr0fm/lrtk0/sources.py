@@ -20,7 +20,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from lr0fm.datasets.base import CorruptImageError, DatasetError
+from lr0fm.datasets.base import CorruptImageError, DatasetError, decode_image
 from lr0fm.datasets.shards import ShardMember, ShardReader, natural_key, scan_shard
 from lr0fm.registry import Registry
 
@@ -120,11 +120,10 @@ class FolderHRImages(HRImages):
 
         """
         path = self.files[index]
-        try:
-            with Image.open(path) as image:
-                return image.convert("RGB")
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-            raise unreadable_image(str(path), exc) from exc
+        try:  # the benchmark's decoder: 16-bit greyscale scaled to 8 bits, not saturated by convert("RGB")
+            return decode_image(path, str(path)).convert("RGB")
+        except CorruptImageError as exc:
+            raise unreadable_image(exc.path, exc.reason) from exc
 
     def caption_id(self, index: int) -> int:
         """Caption id of image ``index`` (its caption folder)."""

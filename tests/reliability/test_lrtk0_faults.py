@@ -355,6 +355,18 @@ def test_a_truncated_training_image_is_named(arch, tmp_path, capsys, workers):
     assert status == 2 and repr(str(victim)) in line and "cannot be decoded" in line and "rerun" in line
 
 
+def test_a_16_bit_training_image_keeps_its_grey_levels(tmp_path):
+    import numpy as np
+
+    from lr0fm.lrtk0.sources import build_hr_images
+
+    folder = tmp_path / "s16" / "images" / "00000"
+    folder.mkdir(parents=True)
+    Image.fromarray(np.full((40, 40), 32768, np.uint16)).save(folder / "000.png")  # mid-grey, 16 bits
+    pixel = np.asarray(build_hr_images(f"folder:{tmp_path / 's16'}").image(0))[0, 0]
+    assert pixel.tolist() == [128, 128, 128]  # 32768 / 257, as the benchmark decodes it (not saturated to 255)
+
+
 @pytest.mark.parametrize(
     ("option", "value", "words"),
     [
