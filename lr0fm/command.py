@@ -8,6 +8,7 @@ repeated with ``--config OUTPUT/config.yaml``.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -53,10 +54,22 @@ def parse(parser: ArgumentParser, argv: list[str], preset_kind: str | None = Non
     for i, arg in enumerate(argv):
         path = argv[i + 1] if arg == "--config" and i + 1 < len(argv) else arg.partition("=")[2]
         if (arg == "--config" or arg.startswith("--config=")) and Path(path).is_file():
-            problem = config_file_problem(parser, Path(path))
-            if problem:
-                parser.error(problem)
+            owner = _subcommand_parser(parser, argv[:i])
+            problem = config_file_problem(owner, Path(path))
+            if problem:  # one line: the usage block says nothing about a config file's content
+                print(f"{owner.prog}: error: {problem}", file=sys.stderr)
+                raise SystemExit(2)
     return parser.parse_args(argv)
+
+
+def _subcommand_parser(parser: ArgumentParser, before: list[str]) -> ArgumentParser:
+    """The (sub)parser that owns an option given after ``before`` (``lr0fm metrics report --config F``)."""
+    action = parser._subcommands_action
+    names = action._name_parser_map if action is not None else {}
+    for arg in before:
+        if arg in names:
+            return _subcommand_parser(names[arg], before[before.index(arg) + 1 :])
+    return parser
 
 
 def config_file_problem(parser: ArgumentParser, path: Path) -> str | None:
@@ -84,6 +97,31 @@ def config_file_problem(parser: ArgumentParser, path: Path) -> str | None:
     for key, value in data.items():
         if key in list_options and value is not None and not isinstance(value, list):
             return f"config {path}: {key!r} takes a list; write `{key}: [{value}]` (found {value!r})"
+    if parser._subcommands_action is None:  # a command's own options (subcommand configs nest their keys)
+        for key, value in data.items():
+            problem = _value_problem(parser, key, value)
+            if problem:
+                return f"config {path}: {problem}"
+    return None
+
+
+def _value_problem(parser: ArgumentParser, key: str, value: Any) -> str | None:
+    """Why ``key: value`` is not accepted by ``parser`` (unknown key, wrong type), or ``None``."""
+    from jsonargparse import ArgumentError
+
+    from lr0fm.catalog import did_you_mean
+
+    options = [a.dest for a in parser._actions if a.dest not in ("help", "config", "print_config")]
+    if key not in options:
+        return f"unknown option {key!r}.{did_you_mean(key, options)} Options: {', '.join(options)}"
+    saved, parser.exit_on_error = parser.exit_on_error, False
+    try:
+        parser.parse_object({key: value}, defaults=False, _skip_validation=True)  # types only, not required args
+    except ArgumentError as exc:
+        reason = " ".join(str(exc).split())
+        return f"{key}: {value!r} is not valid ({reason}); see `{parser.prog} --help` for what {key} takes"
+    finally:
+        parser.exit_on_error = saved
     return None
 
 

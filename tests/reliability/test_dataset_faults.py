@@ -115,6 +115,9 @@ def test_a_listing_that_matches_nothing_says_so(capsys):
     ("models: [toyclip\ndatasets: [toy-color]\n", "is not valid YAML at line 2"),
     ("models: [toyclip]\nresolutions: 8\n", "'resolutions' takes a list; write `resolutions: [8]"),
     ("- toyclip\n", "must be a mapping"),
+    ("models: [toyclip]\nskip_existing: nope\n", "skip_existing: 'nope' is not valid (Value not boolean"),
+    ("models: [toyclip]\nbatch_size: abc\n", "batch_size: 'abc' is not valid"),
+    ("models: [toyclip]\nbatch_sise: 8\n", "unknown option 'batch_sise'. Did you mean 'batch_size'?"),
 ])  # fmt: skip
 def test_a_bad_config_file_is_named_with_the_fix(tmp_path, capsys, yaml_text, message):
     config = tmp_path / "bench.yaml"
@@ -122,3 +125,24 @@ def test_a_bad_config_file_is_named_with_the_fix(tmp_path, capsys, yaml_text, me
     assert cli_main(["benchmark", "--config", str(config), "--output", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert str(config) in err and message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("value, skips", [('"no"', False), ("no", False), ('"yes"', True), ("false", False)])
+def test_config_booleans_mean_what_they_say(tmp_path, value, skips):
+    from lr0fm.benchmark.cli import build_parser
+    from lr0fm.command import parse
+
+    config = tmp_path / "bench.yaml"
+    config.write_text(f"models: [toyclip]\nskip_existing: {value}\n")
+    assert parse(build_parser(), ["--config", str(config)]).skip_existing is skips
+
+
+def test_a_bad_value_in_a_subcommand_config_is_one_line(tmp_path, capsys):
+    config = tmp_path / "m.yaml"
+    config.write_text("alpha: abc\n")
+    argv = ["metrics", "report", "lr0fm66", "--config", str(config), "--output", str(tmp_path / "m")]
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lr0fm metrics report: error: config ") and "alpha: 'abc' is not valid" in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "m").exists()
