@@ -175,3 +175,39 @@ def add_dataclass_options(
 def dataclass_values(cfg: Namespace, cls: type) -> dict[str, Any]:
     """The values of ``cls``'s fields in a parse."""
     return {f.name: cfg[f.name] for f in fields(cls)}
+
+
+def file_blocking(path: str | Path) -> Path | None:
+    """The file that stops ``path`` from being (or being created as) a folder: itself or an ancestor; else ``None``."""
+    path = Path(path)
+    if path.exists():
+        return None if path.is_dir() else path
+    for parent in path.parents:
+        if parent.exists():
+            return None if parent.is_dir() else parent
+    return None
+
+
+class OutputPathError(ValueError):
+    """An output option names a path that cannot be written as asked (a file where a folder goes, or back)."""
+
+
+def check_output_folder(path: str | Path, flag: str = "--output", holds: str = "the outputs") -> None:
+    """Refuse an output folder that is a file or lies below one, before any work is done.
+
+    Args:
+        path: the folder a command will write into (it may not exist yet).
+        flag: the option that named it, for the message.
+        holds: what the folder is for, for the message.
+
+    Raises:
+        OutputPathError: naming the path, the file in the way and the fix.
+
+    """
+    blocker = file_blocking(path)
+    if blocker is not None:
+        where = "is a file" if Path(blocker) == Path(path) else f"lies below {str(blocker)!r}, which is a file"
+        raise OutputPathError(
+            f"{flag} {str(path)!r} {where}; expected a folder (new or existing) for {holds}: pass another {flag} "
+            "or move the file"
+        )

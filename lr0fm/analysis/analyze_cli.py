@@ -108,6 +108,9 @@ def run(name: str, args: Any) -> list:
     resolutions = analysis_resolutions(args.resolutions)
     if args.images < 1:
         raise ValueError(f"--images must be >= 1, got {args.images}")
+    from lr0fm.command import check_output_folder
+
+    check_output_folder(args.output, holds="the figures, their CSVs and figures.json")
     dataset = load_dataset(args.dataset, args.data_root)  # a bad dataset fails before the model loads
     model = load_model(args.model, lr_tokens=args.lr_tokens, device=args.device, seed=args.seed,
                        protocol=args.protocol)  # fmt: skip

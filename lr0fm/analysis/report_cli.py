@@ -116,10 +116,12 @@ def regenerate_command(args: Any, output: Path) -> str:
 def options_from(args: Any) -> Any:
     """The :class:`~lr0fm.analysis.report.ReportOptions` of a parse."""
     from lr0fm.analysis.report import ReportOptions, benchmark_weights, results_file
+    from lr0fm.command import check_output_folder
     from lr0fm.metrics.cli import _class_counts, _key_value
     from lr0fm.metrics.weights import load_weights
 
     output = Path(args.output) if args.output else default_output(args.results)
+    check_output_folder(output, holds="the report's figures, CSVs and index.html")
     weights = args.weights
     if weights is None:  # a benchmark folder: the WAR weights its summary used
         found = benchmark_weights(results_file(args.results)[1])

@@ -76,6 +76,14 @@ def build_parser():
     return parser
 
 
+#: the folder options, and what each holds (for the message when one is a file)
+OUTPUT_FOLDERS = {
+    "output": "results, predictions and TensorBoard scalars",
+    "cache_dir": "the zero-shot classifier cache",
+    "export_clip_benchmark": "CLIP_benchmark JSON records",
+}
+
+
 def _config_relative(path: str, configs: list[Path]) -> str:
     """A relative input path of a ``--config`` file: from the config's folder if it exists there, else as given."""
     for config in reversed(configs):
@@ -109,10 +117,11 @@ def make_config(cfg):
     from lr0fm.protocols.resolutions import parse_resolutions
 
     parse_resolutions(values["resolutions"])  # bad values stop here, before the output folder is made
-    for option in ("output", "cache_dir", "export_clip_benchmark"):
-        folder = values.get(option)
-        if folder and Path(folder).exists() and not Path(folder).is_dir():
-            raise ValueError(f"--{option} {folder} is a file; give a folder (new or existing)")
+    from lr0fm.command import check_output_folder
+
+    for option, holds in OUTPUT_FOLDERS.items():
+        if values.get(option):
+            check_output_folder(values[option], f"--{option}", holds)
     return BenchmarkConfig(**values), weights
 
 

@@ -156,29 +156,6 @@ def _report_output(args) -> Path:
     return Path(args.output) if args.output else Path("lightning_logs") / "metrics" / Path(args.results).stem
 
 
-def _file_above(path: Path) -> Path | None:
-    """The nearest existing ancestor of ``path`` when it is not a folder (nothing can be created below it)."""
-    for parent in path.parents:
-        if parent.exists():
-            return None if parent.is_dir() else parent
-    return None
-
-
-def check_output_folder(path: Path, flag: str = "--output") -> None:
-    """Refuse an output folder that is a file or lies below one, before any work.
-
-    Raises:
-        ValueError: naming the path and what is expected there.
-
-    """
-    blocker = path if path.exists() and not path.is_dir() else _file_above(path)
-    if blocker is not None:
-        raise ValueError(
-            f"{flag} {str(path)!r}: {str(blocker)!r} is a file; expected a folder for summary.csv, per_dataset.csv, "
-            "correlations.csv, summary.md and config.yaml (pass another --output)"
-        )
-
-
 def check_output_file(path: Path, flag: str = "--output") -> None:
     """Refuse an output file path that is a folder or lies below a file, before any work.
 
@@ -191,7 +168,9 @@ def check_output_file(path: Path, flag: str = "--output") -> None:
             f"{flag} {str(path)!r} is a folder; expected the weights YAML file to write, e.g. "
             f"{str(path / 'weights.yaml')!r}"
         )
-    blocker = _file_above(path)
+    from lr0fm.command import file_blocking
+
+    blocker = file_blocking(path.parent)
     if blocker is not None:
         raise ValueError(
             f"{flag} {str(path)!r}: {str(blocker)!r} is a file, not a folder; expected a writable YAML path"
@@ -207,7 +186,9 @@ def run_metrics(args: Any) -> int:
     check_alpha(args.alpha, "--alpha")
     counts = _class_counts(args.num_classes)
     output = _report_output(args)
-    check_output_folder(output)
+    from lr0fm.command import check_output_folder
+
+    check_output_folder(output, holds="summary.csv, per_dataset.csv, correlations.csv, summary.md and config.yaml")
     table = _load_table(args)
     weights = load_weights(args.weights) if args.weights else None
     references = dict(_key_value(r, "MODEL=BASE", "--reference") for r in args.reference)

@@ -104,13 +104,14 @@ def check_eval_args(resolutions: list[int], num_per_class: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``lr0fm toy <command>``; returns the exit status (2 on a bad setting)."""
+    from lr0fm.command import OutputPathError
     from lr0fm.toy.pretrain_config import ToyError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     command = PRETRAIN if argv and argv[0] == PRETRAIN else EVAL
     try:
         return _run(argv)
-    except (ToyError, FileNotFoundError) as exc:
+    except (ToyError, FileNotFoundError, OutputPathError) as exc:
         print(f"lr0fm toy {command}: error: {exc}", file=sys.stderr)
         return 2
 
@@ -118,8 +119,10 @@ def main(argv: list[str] | None = None) -> int:
 def _run(argv: list[str]) -> int:
     if argv and argv[0] == PRETRAIN:  # resolve preset names of the subcommand's --config
         config, cfg = pretrain_config(argv[1:])
-        from lr0fm.command import save_config
+        from lr0fm.command import check_output_folder, save_config
         from lr0fm.toy.pretrain import pretrain
+
+        check_output_folder(cfg.output, holds="the toyclip weights, config and tokenizer")  # before training
 
         pretrain(config, cfg.output)
         save_config(_pretrain_parser(), cfg, cfg.output)

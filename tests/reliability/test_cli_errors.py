@@ -71,3 +71,29 @@ def test_benchmark_output_that_is_a_file_is_one_line_naming_it(tmp_path, capsys,
     err = capsys.readouterr().err
     assert status != 0 and "Traceback" not in err and str(target) in err
     assert target.read_text() == "not a folder"
+
+
+OUTPUT_FOLDER_COMMANDS = {
+    "benchmark": ["benchmark", "--model", "toyclip", "--dataset", "toy-color", "--output", "{out}"],
+    "benchmark cache": ["benchmark", "--model", "toyclip", "--dataset", "toy-color", "--cache_dir", "{out}",
+                        "--output", "{tmp}/bench"],
+    "metrics report": ["metrics", "report", "lr0fm66", "--output", "{out}"],
+    "report": ["report", "lr0fm66", "--output", "{out}"],
+    "analyze": ["analyze", "tsne", "--model", "toyclip", "--dataset", "toy-color", "--output", "{out}"],
+    "toy pretrain": ["toy", "pretrain", "--max_steps", "1", "--output", "{out}"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("below", [False, True], ids=["is-a-file", "below-a-file"])
+@pytest.mark.parametrize("command", list(OUTPUT_FOLDER_COMMANDS))
+def test_an_output_folder_that_is_a_file_is_refused_before_any_work(tmp_path, capsys, monkeypatch, command, below):
+    monkeypatch.delenv(cli.DEBUG_ENV, raising=False)
+    blocker = tmp_path / "taken"
+    blocker.write_text("keep me")
+    out = blocker / "sub" if below else blocker
+    argv = [a.format(out=out, tmp=tmp_path) for a in OUTPUT_FOLDER_COMMANDS[command]]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and repr(str(out)) in err and "expected a folder" in err
+    assert ("which is a file" in err) is below and "pass another" in err
+    assert blocker.read_text() == "keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["taken"]

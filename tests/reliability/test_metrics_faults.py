@@ -276,7 +276,8 @@ def test_report_output_that_is_a_file(earlier, tmp_path, capsys):
     for output in (target, target / "sub"):
         code, _, err = run(["metrics", "report", str(table), "--output", str(output)], capsys)
         line = one_error_line(err, "report")
-        assert code == 2 and f"--output {str(output)!r}: {str(target)!r} is a file; expected a folder" in line
+        where = "is a file" if output == target else f"lies below {str(target)!r}, which is a file"
+        assert code == 2 and f"--output {str(output)!r} {where}; expected a folder" in line
     assert target.read_text() == "keep me"
 
 
