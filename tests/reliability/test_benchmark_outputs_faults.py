@@ -87,3 +87,32 @@ def test_rows_without_predictions_are_measured_again(world, tmp_path, capsys):
     shutil.rmtree(out / "predictions")
     assert run(world, out, [world.a], ["8", "hr"], "--no_predictions") == 0  # not asked for: nothing redone
     assert not (out / "predictions").exists()
+
+
+def _upsert_many(folder: str, writer: int, cells: int) -> None:
+    from lr0fm.benchmark.outputs import ResultsStore
+
+    store = ResultsStore(folder)
+    for i in range(cells):
+        store.upsert([{"model": f"m{writer}", "dataset": f"d{i}", "resolution": 16, "protocol": "paper", "top1": i}])
+
+
+def test_concurrent_writers_of_one_results_table_keep_every_row_once(tmp_path):
+    """Three processes upserting into one folder at once (the shards of a sweep): no error, no lost or torn row."""
+    import multiprocessing
+
+    from lr0fm.benchmark.outputs import ResultsStore
+
+    context = multiprocessing.get_context("fork")
+    writers = [context.Process(target=_upsert_many, args=(str(tmp_path), w, 40)) for w in range(3)]
+    for process in writers:
+        process.start()
+    for process in writers:
+        process.join(120)
+    assert [p.exitcode for p in writers] == [0, 0, 0]
+    records = ResultsStore(tmp_path).records()
+    assert sorted((r["model"], r["dataset"]) for r in records) == sorted(
+        (f"m{w}", f"d{i}") for w in range(3) for i in range(40)
+    )
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 120
+    assert len(rows(tmp_path)) == 120 and not list(tmp_path.glob("*.tmp*"))
