@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lr0fm.atomic import write_text_atomic
+from lr0fm.atomic import atomic_path, write_text_atomic
 
 MANIFEST = "figures.json"
 
@@ -79,7 +79,8 @@ def save_figure(
     out.mkdir(parents=True, exist_ok=True)
     files = []
     for ext in ("png", "svg"):
-        fig.savefig(out / f"{record.name}.{ext}", dpi=150 if ext == "png" else None, bbox_inches="tight")
+        with atomic_path(out / f"{record.name}.{ext}") as tmp:  # a kill or a full disk never leaves half a figure
+            fig.savefig(tmp, format=ext, dpi=150 if ext == "png" else None, bbox_inches="tight")
         files.append(f"{record.name}.{ext}")
     plt.close(fig)
     write_rows_csv(out / f"{record.name}.csv", rows)

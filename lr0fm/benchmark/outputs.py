@@ -266,7 +266,7 @@ def plot_accuracy_vs_resolution(records: Sequence[dict], path: Path) -> Path | N
     ax.legend(fontsize=8)
     ax.set_title("Accuracy vs resolution")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
     return path
