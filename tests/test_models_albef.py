@@ -266,6 +266,26 @@ def test_missing_file_names_lookup_and_download_url(files, monkeypatch) -> None:
         load_backbone("albef:ALBEF.pth")
     with pytest.raises(ValueError, match="Unknown option 'size'"):
         load_backbone("albef:ALBEF_4M.pth?size=3")
+    short = files["base"] / "short"  # e.g. a hub id not found offline: only the special tokens
+    short.mkdir()
+    (short / "vocab.txt").write_text("\n".join(WORDS[:5]) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"has 5 tokens but the checkpoint's word embedding has 13 rows"):
+        load_backbone(f"albef:ALBEF_4M.pth?tokenizer={short}&image_size=64")
+
+
+def test_paper_name_loads_from_the_weights_directory_with_its_protocol(files, tmp_path, monkeypatch) -> None:
+    (tmp_path / "bert-base-uncased").mkdir()  # the table's default tokenizer, found offline next to the weights
+    (tmp_path / "bert-base-uncased" / "vocab.txt").write_text("\n".join(WORDS) + "\n", encoding="utf-8")
+    (tmp_path / "ALBEF_4M.pth").write_bytes((files["base"] / "ALBEF_4M.pth").read_bytes())
+    monkeypatch.setenv(WEIGHTS_ENV, str(tmp_path))
+    backbone = load_backbone("ALBEF (4M)")
+    assert backbone.spec == "albef:ALBEF_4M.pth" and backbone.image_size == 384  # the authors' image_res
+    assert (backbone.info["paper_name"], backbone.info["paper_protocol"]) == ("ALBEF (4M)", "albef")
+    images = torch.randn(1, 3, 384, 384, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():  # pos_embed resized from the checkpoint's 4x4 grid to 24x24
+        torch.testing.assert_close(
+            backbone.encode_image(images), reference_image(files["pretrain"], images), rtol=1e-4, atol=1e-4
+        )
 
 
 def test_preprocess_and_tokenizer_match_the_authors(files) -> None:

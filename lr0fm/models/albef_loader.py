@@ -7,7 +7,9 @@ Spec form: ``albef:PATH[?tokenizer=TOKENIZER&image_size=N]``
   ``mscoco.pth`` / ``flickr30k.pth`` have the same layout). A relative path that does not exist in the current
   directory is looked up in each directory of ``$LR0FM_WEIGHTS`` (``os.pathsep``-separated).
 * ``tokenizer``: the BERT tokenizer, a Hugging Face hub id or a local directory holding ``vocab.txt``
-  (default ``bert-base-uncased``, as the authors' ``--text_encoder``).
+  (default ``bert-base-uncased``, as the authors' ``--text_encoder``). A hub id for which a directory of that
+  name exists in a ``$LR0FM_WEIGHTS`` directory (e.g. ``$LR0FM_WEIGHTS/bert-base-uncased/vocab.txt``) is read
+  from there, so the paper table's specs load offline.
 * ``image_size``: input resolution (default 384, ``image_res`` of ALBEF's ``configs/Retrieval_*.yaml``);
   the checkpoint's position embedding is resized to it as ALBEF's ``interpolate_pos_embed`` does.
 
@@ -359,14 +361,37 @@ def load_tokenizer(source: str, cache_dir: str | None) -> Any:
                 f"(e.g. a download of the hub repo {ALBEF_TOKENIZER!r})."
             )
         source = str(folder)
+    else:
+        local = [Path(d).expanduser() / source for d in os.environ.get(WEIGHTS_ENV, "").split(os.pathsep) if d]
+        source = next((str(folder) for folder in local if folder.is_dir()), source)
     try:
         return BertTokenizer.from_pretrained(source, cache_dir=cache_dir)
     except OSError as err:
         hint = (
             f"download {ALBEF_TOKENIZER!r} (vocab.txt, tokenizer_config.json) to a directory and add "
-            f"'?tokenizer=/that/dir' to the albef: spec."
+            f"'?tokenizer=/that/dir' to the albef: spec, or put it in ${WEIGHTS_ENV}/{ALBEF_TOKENIZER}/."
         )
         raise weights_unavailable(f"tokenizer {source}", err, hint) from err
+
+
+def check_vocabulary(tokenizer: Any, model: AlbefITC, source: str) -> None:
+    """Check that the tokenizer's vocabulary is the checkpoint's (ALBEF adds no tokens to BERT's).
+
+    transformers may return a tokenizer holding only the special tokens when the files of a hub id are not
+    found offline; its ids would silently be wrong, so a vocabulary that does not match is an error.
+
+    Raises:
+        ValueError: the tokenizer's size differs from the rows of the checkpoint's word embedding.
+
+    """
+    rows = model.text_encoder.embeddings.word_embeddings.num_embeddings
+    if len(tokenizer) != rows:
+        raise ValueError(
+            f"ALBEF tokenizer {source!r} has {len(tokenizer)} tokens but the checkpoint's word embedding has {rows} "
+            f"rows; expected BERT's vocabulary ({ALBEF_TOKENIZER!r}). If it was not found offline, download it "
+            f"(vocab.txt) to a directory and add '?tokenizer=/that/dir' to the albef: spec, or put it in "
+            f"${WEIGHTS_ENV}/{ALBEF_TOKENIZER}/."
+        )
 
 
 class AlbefBackbone(Backbone):
@@ -447,6 +472,7 @@ def load_albef(
     state, dropped, fusion_layer = split_state_dict(read_checkpoint(checkpoint))
     with seeded(seed):
         model = AlbefITC.from_state_dict(state, image_size)
+    check_vocabulary(tokenizer, model, options.get("tokenizer", ALBEF_TOKENIZER))
     load_albef_state(model, state)
     dtype = _DTYPES[precision]
     model = model.to(device=torch.device(device), dtype=dtype).eval()
