@@ -323,7 +323,7 @@ def test_list_models_and_protocols_show_the_authors_chains(capsys):
         "OpenCLIP-ViT-B/16  ->  ViT-B-16:datacomp_xl_s13b_b90k  [paper protocol: clip-benchmark-openclip]"
     )
     assert cli_main(["benchmark", "--list_models", "ALBEF (4M)"]) == 0
-    assert "(no loader yet" in capsys.readouterr().out
+    assert "ALBEF (4M)  ->  albef:ALBEF_4M.pth  [paper protocol: albef]" in capsys.readouterr().out
     assert cli_main(["benchmark", "--list_protocols"]) == 0
     listing = capsys.readouterr().out
     assert "shorter-side" in listing and "source: BLIP/zero_shot_classification.py" in listing
@@ -358,7 +358,7 @@ def test_lr0fm66_config_is_the_papers_sweep():
     config, weights = load_config("lr0fm66.yaml")
     table = yaml.safe_load((REPO / "lr0fm" / "resources" / "backbones" / "lr0fm66.yaml").read_text())["backbones"]
     assert config.models == [b["spec"] for b in table if not b.get("needs_adapter")]
-    assert len(config.models) == 54
+    assert len(config.models) == 58
     assert config.datasets == list(DATASETS)
     assert config.resolutions == [16, 32, 64, 128, "hr"] and config.protocol == "paper"
     assert (config.precision, config.batch_size, config.workers) == ("auto", 256, 8)

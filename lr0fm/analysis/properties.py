@@ -106,7 +106,7 @@ def _architecture(entry: Mapping[str, Any], name: str) -> str:
 def variant_of(entry: Mapping[str, Any], name: str) -> str:
     """The architecture of an entry without its input size or activation suffix (from the spec, else the name)."""
     spec = str(entry.get("spec") or "")
-    if spec and not spec.startswith("hf:"):
+    if spec and not spec.startswith(("hf:", "albef:")):  # an open_clip ARCH:TAG names the architecture
         arch = spec.split(":", 1)[0]
         return re.sub(r"-(\d{3}|quickgelu)(?=-|$)", "", re.sub(r"-(\d{3}|quickgelu)(?=-|$)", "", arch))
     return re.sub(r"@\d+px", "", name).strip()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import open_clip
 
-from lr0fm.models import blip_loader  # noqa: F401  (registers the hf: scheme)
+from lr0fm.models import albef_loader, blip_loader  # noqa: F401  (register the albef: and hf: schemes)
 from lr0fm.models.base import Backbone
 from lr0fm.models.families import BACKBONES, SCHEMES
 from lr0fm.models.openclip_loader import load_open_clip
@@ -82,6 +82,8 @@ def load_backbone(
           ``preprocess_cfg`` stored with the weights is honoured.
         - ``hf:Salesforce/blip-itm-base-coco`` (any BLIP ITM hub repo or local dir): BLIP ITC zero-shot
           through transformers.
+        - ``albef:/path/ALBEF_4M.pth[?tokenizer=DIR_OR_HUB_ID&image_size=N]``: an original ALBEF checkpoint,
+          ITC zero-shot (:mod:`lr0fm.models.albef_loader`); relative names are looked up in ``$LR0FM_WEIGHTS``.
         - a registered name (``"toyclip"``) or a paper backbone name from ``list_models()``.
 
     Args:
