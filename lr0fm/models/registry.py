@@ -11,7 +11,10 @@ from pathlib import Path
 
 import open_clip
 
-from lr0fm.models import blip_loader  # noqa: F401  (registers the hf: scheme)
+from lr0fm.models import (
+    blip_loader,  # noqa: F401  (registers the hf: scheme)
+    blip_pth_loader,  # noqa: F401  (registers the blip: scheme)
+)
 from lr0fm.models.base import Backbone
 from lr0fm.models.families import BACKBONES, SCHEMES
 from lr0fm.models.openclip_loader import load_open_clip
@@ -82,6 +85,9 @@ def load_backbone(
           ``preprocess_cfg`` stored with the weights is honoured.
         - ``hf:Salesforce/blip-itm-base-coco`` (any BLIP ITM hub repo or local dir): BLIP ITC zero-shot
           through transformers.
+        - ``blip:/path/model_base.pth`` (or a bare file name looked up in ``$LR0FM_WEIGHTS``, then the current
+          directory; ``?tokenizer=DIR`` for a local ``bert-base-uncased``): Salesforce's original BLIP
+          checkpoints, ITC zero-shot at 384 px.
         - a registered name (``"toyclip"``) or a paper backbone name from ``list_models()``.
 
     Args:
