@@ -311,7 +311,8 @@ def test_two_resolution_benchmark_runs_on_an_original_blip_checkpoint(
     assert {r["dataset"] for r in rows} == {small_toy_color} and all(int(r["num_samples"]) == 18 for r in rows)
 
 
-def test_bad_files_and_names_get_actionable_errors(blip_files, tmp_path, monkeypatch):
+def test_bad_files_and_names_get_actionable_errors(blip_files, small_toy_color, tmp_path, monkeypatch, capsys):
+    from lr0fm.cli import main
     from lr0fm.models import check_spec
 
     checkpoint, tokenizer, state = blip_files
@@ -320,6 +321,11 @@ def test_bad_files_and_names_get_actionable_errors(blip_files, tmp_path, monkeyp
     with pytest.raises(FileNotFoundError, match=r"model_large\.pth.*storage\.googleapis\.com.*LR0FM_WEIGHTS"):
         load_backbone("BLIP-ViT-L/16 (129M)")
     assert check_spec("BLIP-ViT-B/16 (129M)") == "blip"
+    argv = ["benchmark", "--model", "BLIP-ViT-B/16 (129M)", "--dataset", small_toy_color, "--resolutions", "16",
+            "--workers", "0", "--output", str(tmp_path / "out")]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "lr0fm benchmark: error: Checkpoint file 'model_base.pth' was not found" in err and "LR0FM_WEIGHTS" in err
     odd = tmp_path / "odd.pth"
     torch.save({"model": {**state, "visual_encoder.head.weight": torch.zeros(2, WIDTH)}}, odd)
     with pytest.raises(ValueError, match=r"visual_encoder\.head\.weight"):

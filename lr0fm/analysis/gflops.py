@@ -5,8 +5,8 @@ weights are loaded or allocated, so even EVA02-E-14+ takes a second) and one ima
 goes through the image tower, one prompt of the model's context length through the text tower. The counter
 counts 2 FLOPs per multiply-add (open_clip's ``docs/model_profile.csv``, made with fvcore, counts 1: its
 numbers are about half of these). Backbones that cannot be instantiated offline from a config (BLIP through
-``hf:`` repositories, and the ``needs_adapter`` entries: ALBEF, M2-Encoder, EVA-CLIP-8B) are listed with the
-reason instead of a number.
+``hf:`` repositories or original ``blip:`` checkpoint files, and the ``needs_adapter`` entries: ALBEF,
+M2-Encoder, EVA-CLIP-8B) are listed with the reason instead of a number.
 
 The report reads the cache (``lr0fm/resources/backbones/lr0fm66_gflops.csv``) and never re-measures;
 regenerate it with::
@@ -77,6 +77,8 @@ def measure_backbones(backbones: Mapping[str, Mapping[str, Any]], progress: bool
             row["status"] = "not measured: no lr0fm loader (needs_adapter)"
         elif spec.startswith("hf:"):
             row["status"] = "not measured: a Hugging Face repository, whose config needs a download"
+        elif spec.startswith("blip:"):
+            row["status"] = "not measured: an original BLIP checkpoint, whose sizes are read from the file"
         elif arch not in archs:
             row["status"] = f"not measured: {arch!r} is not an open_clip architecture config"
         else:
