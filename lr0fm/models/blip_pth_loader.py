@@ -17,6 +17,7 @@ reads such a file and maps its key layout onto Hugging Face's ``BlipForImageText
   ``*_m``, the queues, ``temp``, the captioning ``text_decoder`` and the ``position_ids`` buffer (rebuilt by
   transformers). Any other key is an error.
 
+The converter keeps transformers' default vision LayerNorm eps (1e-5); this module uses BLIP's own 1e-6.
 Sizes come from the tensor shapes (ViT-B/16 or ViT-L/16, BERT-base; attention heads are ``width // 64``, as
 in BLIP's ``create_vit`` and ``configs/med_config.json``). As BLIP's ``load_checkpoint`` does with
 ``interpolate_pos_embed`` (``models/blip.py``, ``models/vit.py``), a position embedding pre-trained at another
