@@ -149,7 +149,9 @@ def test_open_clip_specs_are_pretrained_pairs(backbones):
     import open_clip
 
     pretrained = {f"{arch}:{tag}" for arch, tag in open_clip.list_pretrained()}
-    specs = [e["spec"] for e in backbones.values() if e.get("spec") and not e["spec"].startswith(("hf:", "albef:"))]
+    specs = [
+        e["spec"] for e in backbones.values() if e.get("spec") and not e["spec"].startswith(("hf:", "albef:", "blip:"))
+    ]
     assert len(specs) == 50
     assert [s for s in specs if s not in pretrained] == []
 
@@ -158,3 +160,18 @@ def test_blip_specs_are_hf_itm_checkpoints(backbones):
     hf = sorted(e["spec"] for e in backbones.values() if str(e.get("spec", "")).startswith("hf:"))
     variants = ("base-coco", "base-flickr", "large-coco", "large-flickr")
     assert hf == [f"hf:Salesforce/blip-itm-{v}" for v in variants]
+
+
+def test_pretrained_blip_specs_are_salesforces_original_files(backbones):
+    from lr0fm.models.blip_pth_loader import BLIP_URLS
+
+    original = {name: e["spec"] for name, e in backbones.items() if str(e.get("spec", "")).startswith("blip:")}
+    assert original == {
+        "BLIP-ViT-B/16 (4M)": "blip:model_base_14M.pth",
+        "BLIP-ViT-B/16 (129M)": "blip:model_base.pth",
+        "BLIP-ViT-B/16 & CapFilt-L (129M)": "blip:model_base_capfilt_large.pth",
+        "BLIP-ViT-L/16 (129M)": "blip:model_large.pth",
+    }
+    for name, spec in original.items():  # each entry says where its file is published
+        file = spec.removeprefix("blip:")
+        assert backbones[name]["weights"] == {"file": file, "url": BLIP_URLS[file]}, name

@@ -364,7 +364,9 @@ def test_repository_paper_table_specs_parse():
     loadable = {name: e["spec"] for name, e in read_paper_backbones().items() if not e.get("needs_adapter")}
     assert loadable, "the paper table lists no loadable backbone"
     for name, spec in loadable.items():
-        assert check_spec(name) == check_spec(str(spec)) in ("open_clip", "hf", "albef"), name  # raises when wrong
+        assert check_spec(name) == check_spec(str(spec)) in ("open_clip", "hf", "albef", "blip"), (
+            name
+        )  # raises when wrong
 
 
 def test_backbone_is_a_module_that_pickles_copies_and_moves(tiny_vit_json):

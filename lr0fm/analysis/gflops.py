@@ -5,7 +5,7 @@ weights are loaded or allocated, so even EVA02-E-14+ takes a second) and one ima
 goes through the image tower, one prompt of the model's context length through the text tower. The counter
 counts 2 FLOPs per multiply-add (open_clip's ``docs/model_profile.csv``, made with fvcore, counts 1: its
 numbers are about half of these). Backbones that cannot be instantiated offline from a config (BLIP through
-``hf:`` repositories, ALBEF from its original ``albef:`` checkpoint files, and the ``needs_adapter`` entries:
+``hf:`` repositories, original ``blip:`` and ``albef:`` checkpoint files, and the ``needs_adapter`` entries:
 M2-Encoder, EVA-CLIP-8B) are listed with the reason instead of a number.
 
 The report reads the cache (``lr0fm/resources/backbones/lr0fm66_gflops.csv``) and never re-measures;
@@ -79,6 +79,8 @@ def measure_backbones(backbones: Mapping[str, Mapping[str, Any]], progress: bool
             row["status"] = "not measured: a Hugging Face repository, whose config needs a download"
         elif spec.startswith("albef:"):
             row["status"] = "not measured: an original ALBEF checkpoint file (sizes are read from its weights)"
+        elif spec.startswith("blip:"):
+            row["status"] = "not measured: an original BLIP checkpoint, whose sizes are read from the file"
         elif arch not in archs:
             row["status"] = f"not measured: {arch!r} is not an open_clip architecture config"
         else:

@@ -22,7 +22,7 @@ def vit_layout(visual: nn.Module | Backbone) -> TowerLayout:
     """The tower's layout, or an error saying that this analysis reads the blocks of a ViT.
 
     Raises:
-        TowerError: not a ViT tower :func:`~lr0fm.lrtk0.tower_layout` knows (e.g. a ResNet or BLIP's tower).
+        TowerError: not a ViT tower :func:`~lr0fm.lrtk0.tower_layout` knows (e.g. a ResNet).
 
     """
     try:

@@ -5,9 +5,10 @@ before each transformer block, so ``#tokens = #spatial tokens x (blocks + 1)`` (
 
 Where "right after patch embedding" is, per tower: the output of the patch embedding itself, i.e.
 *before* the class token is prepended and before the positional embedding (and ``ln_pre`` /
-``norm_pre``) -- open_clip ``conv1`` (``[B, C, gh, gw]``) and timm ``patch_embed`` (``[B, N, C]`` or
-``[B, gh, gw, C]``). Before each block the token is added to the spatial positions only; the class and
-register (prefix) tokens are left untouched.
+``norm_pre``) -- open_clip ``conv1`` (``[B, C, gh, gw]``), timm ``patch_embed`` (``[B, N, C]`` or
+``[B, gh, gw, C]``) and Hugging Face BLIP ``embeddings.patch_embedding`` (``[B, C, gh, gw]``). Before each
+block the token is added to the spatial positions only; the class and register (prefix) tokens are left
+untouched.
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ class LRTokens(AttachedTokens):
             return None
         token = self.embed_token.to(output.dtype)
         (grid_h, grid_w), width = self.layout.grid, self.layout.width
-        if self.layout.kind == "open_clip":  # conv1: [B, C, gh, gw]
+        if self.layout.patch_channels_first:  # a conv (open_clip conv1, BLIP patch_embedding): [B, C, gh, gw]
             expected = (width, grid_h, grid_w)
             token = token.t().reshape(expected)
         elif output.ndim == 4:  # timm patch_embed with NHWC output (dynamic_img_size)

@@ -1,6 +1,6 @@
 """Where tokens attach inside a vision tower: patch embedding, transformer blocks and the token layout.
 
-Two tower adapters are registered (:func:`register_tower` adds more), covering every ViT backbone of the
+Three tower adapters are registered (:func:`register_tower` adds more), covering every ViT backbone of the
 benchmark that LR-TK0 targets:
 
 * ``"open_clip"``: ``open_clip.transformer.VisionTransformer`` (CLIP, OpenCLIP, MetaCLIP, CLIPA, DFN).
@@ -12,6 +12,10 @@ benchmark that LR-TK0 targets:
   open_clip's ``TimmModel`` (``visual.trunk``). The patch embedding is ``patch_embed`` (output
   ``[B, N, C]``, or ``[B, gh, gw, C]`` with ``dynamic_img_size``), followed by ``_pos_embed`` which
   prepends ``num_prefix_tokens`` class/register tokens; blocks are ``blocks`` and always batch-first.
+* ``"hf_blip"``: Hugging Face ``BlipVisionModel`` (BLIP through ``hf:`` and ``blip:`` specs). The patch
+  embedding is ``embeddings.patch_embedding`` (a conv, output ``[B, C, gh, gw]``), followed by the class-token
+  concat and ``embeddings.position_embedding``; blocks are ``encoder.layers`` (batch-first), then
+  ``post_layernorm``. There is one class token and no pre-block norm (so no VPT insertion point).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ class TowerLayout:
     """The parts of a ViT vision tower that LR tokens and visual prompts hook into.
 
     Attributes:
-        kind: ``"open_clip"`` or ``"timm"`` (see the module docstring).
+        kind: ``"open_clip"``, ``"timm"`` or ``"hf_blip"`` (see the module docstring).
         tower_class: class name of the tower, for messages and exported configs.
         grid: patch grid ``(height, width)`` at the tower's native input size.
         width: token width (embedding dimension).
@@ -46,6 +50,8 @@ class TowerLayout:
         pre_norm: the module between the position embedding and the first block (open_clip ``ln_pre``,
             timm ``norm_pre``; often an ``nn.Identity``); its input is ``[B, L, C]``.
         tower: the tower itself (for its position embedding).
+        patch_channels_first: whether the patch embedding's output is ``[B, C, gh, gw]`` (a conv: open_clip,
+            BLIP) rather than timm's ``[B, N, C]``/``[B, gh, gw, C]``.
 
     """
 
@@ -59,6 +65,7 @@ class TowerLayout:
     blocks: tuple[nn.Module, ...]
     pre_norm: nn.Module | None = None
     tower: nn.Module | None = None
+    patch_channels_first: bool = False
 
     @property
     def num_spatial_tokens(self) -> int:
@@ -76,6 +83,8 @@ class TowerLayout:
             return None
         if self.kind == "open_clip":
             return self.tower.positional_embedding[0]
+        if self.kind == "hf_blip":
+            return self.tower.embeddings.position_embedding[0, 0]
         pos_embed = getattr(self.tower, "pos_embed", None)
         if pos_embed is None or getattr(self.tower, "no_embed_class", False):
             return None
@@ -125,6 +134,7 @@ def _open_clip_tower(tower: nn.Module) -> TowerLayout | None:
         blocks=tuple(transformer.resblocks),
         pre_norm=getattr(tower, "ln_pre", None),
         tower=tower,
+        patch_channels_first=True,
     )
 
 
@@ -146,19 +156,47 @@ def _timm_tower(tower: nn.Module) -> TowerLayout | None:
     )
 
 
+@register_tower("hf_blip")
+def _hf_blip_tower(tower: nn.Module) -> TowerLayout | None:
+    embeddings, encoder = getattr(tower, "embeddings", None), getattr(tower, "encoder", None)
+    if not (
+        hasattr(embeddings, "patch_embedding")
+        and hasattr(embeddings, "class_embedding")
+        and hasattr(encoder, "layers")
+        and hasattr(tower, "post_layernorm")
+    ):
+        return None
+    patch = _as_pair(embeddings.patch_size)
+    size = _as_pair(embeddings.image_size)
+    return TowerLayout(
+        kind="hf_blip",
+        tower_class=type(tower).__name__,
+        grid=(size[0] // patch[0], size[1] // patch[1]),
+        width=int(embeddings.patch_embedding.out_channels),
+        num_prefix_tokens=1,
+        batch_first=True,
+        patch_embed=embeddings.patch_embedding,
+        blocks=tuple(encoder.layers),
+        pre_norm=None,
+        tower=tower,
+        patch_channels_first=True,
+    )
+
+
 def tower_layout(visual: nn.Module | Backbone) -> TowerLayout:
     """Describe where tokens attach in a vision tower.
 
     Args:
         visual: an open_clip ``VisionTransformer``, a timm ``VisionTransformer``/``Eva``, open_clip's
-            ``TimmModel`` wrapping one of those, or a :class:`~lr0fm.models.base.Backbone` (its
-            ``visual`` is used); other towers need an adapter registered with :func:`register_tower`.
+            ``TimmModel`` wrapping one of those, a Hugging Face ``BlipVisionModel``, or a
+            :class:`~lr0fm.models.base.Backbone` (its ``visual`` is used); other towers need an adapter
+            registered with :func:`register_tower`.
 
     Returns:
         The tower's layout.
 
     Raises:
-        TowerError: no registered adapter recognises the tower (e.g. a ResNet or a Hugging Face BLIP tower).
+        TowerError: no registered adapter recognises the tower (e.g. a ResNet).
 
     """
     if isinstance(visual, Backbone):
@@ -172,5 +210,6 @@ def tower_layout(visual: nn.Module | Backbone) -> TowerLayout:
         f"cannot attach tokens to vision tower {type(tower).__name__!r}: expected an open_clip "
         "VisionTransformer (conv1, class_embedding, transformer.resblocks) or a timm "
         "VisionTransformer/Eva (patch_embed, blocks, num_prefix_tokens), optionally wrapped as "
-        f"open_clip TimmModel.trunk, or a tower adapter registered for it (known: {', '.join(TOWERS.names())})"
+        "open_clip TimmModel.trunk, a Hugging Face BlipVisionModel (embeddings.patch_embedding, "
+        f"encoder.layers, post_layernorm), or a tower adapter registered for it (known: {', '.join(TOWERS.names())})"
     )

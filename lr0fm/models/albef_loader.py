@@ -53,6 +53,7 @@ from lr0fm.models.errors import weights_unavailable
 from lr0fm.models.families import register_scheme
 from lr0fm.models.seeding import seeded
 from lr0fm.models.specs import SPEC_FORMS
+from lr0fm.models.weights_files import WEIGHTS_ENV, resolve_weights_file
 
 #: Text length of the authors' zero-shot prompts (``max_length=35``, padded to it).
 ALBEF_MAX_TEXT_LENGTH = 35
@@ -63,8 +64,6 @@ ALBEF_TOKENIZER = "bert-base-uncased"
 #: CLIP's normalisation, used by the authors' ALBEF test transform.
 ALBEF_MEAN = (0.48145466, 0.4578275, 0.40821073)
 ALBEF_STD = (0.26862954, 0.26130258, 0.27577711)
-#: Environment variable: directories where relative checkpoint names are looked up.
-WEIGHTS_ENV = "LR0FM_WEIGHTS"
 
 #: The original checkpoint files the authors used (``ALBEF/checkpoints/download.sh``) and where to get them.
 ALBEF_CHECKPOINTS = {
@@ -149,25 +148,13 @@ def split_spec(rest: str) -> tuple[str, dict[str, str]]:
 
 
 def resolve_checkpoint(path: str) -> Path:
-    """Find a checkpoint: as given (``~`` expanded), else a relative name in each ``$LR0FM_WEIGHTS`` directory.
+    """Find a checkpoint as every original-file family does (:func:`lr0fm.models.weights_files.resolve_weights_file`).
 
     Raises:
         FileNotFoundError: not found; the message lists where it looked and, for the authors' files, the URL.
 
     """
-    given = Path(path).expanduser()
-    candidates = [given]
-    if not given.is_absolute():
-        candidates += [Path(d).expanduser() / given for d in os.environ.get(WEIGHTS_ENV, "").split(os.pathsep) if d]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    url = ALBEF_CHECKPOINTS.get(given.name)
-    where = f" Download it from {url}." if url else f" The authors' files: {', '.join(ALBEF_CHECKPOINTS)}."
-    raise FileNotFoundError(
-        f"ALBEF checkpoint {path!r} not found (looked at {', '.join(str(c) for c in candidates)}; relative names "
-        f"are also looked up in the directories of ${WEIGHTS_ENV}).{where}"
-    )
+    return resolve_weights_file(path, url=ALBEF_CHECKPOINTS.get(Path(path).name))
 
 
 def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:

@@ -3,7 +3,8 @@
 * **Named backbones** (``toyclip``, or any a plug-in adds): ``@register_backbone(name)`` on a loader
   ``loader(device="cpu") -> Backbone``.
 * **Spec schemes**: ``@register_scheme("hf")`` on a loader ``loader(rest, *, name, device, seed, cache_dir,
-  precision) -> Backbone`` makes ``hf:REST`` load through it (BLIP, :mod:`lr0fm.models.blip_loader`).
+  precision) -> Backbone`` makes ``hf:REST`` load through it (BLIP, :mod:`lr0fm.models.blip_loader`; original
+  BLIP checkpoints are ``blip:FILE``, :mod:`lr0fm.models.blip_pth_loader`).
 * Every other spec is open_clip's (``ARCH:TAG``, ``local-dir:``, ``hf-hub:``, ``/path/arch.json``...,
   :mod:`lr0fm.models.openclip_loader`).
 

@@ -11,7 +11,11 @@ from pathlib import Path
 
 import open_clip
 
-from lr0fm.models import albef_loader, blip_loader  # noqa: F401  (register the albef: and hf: schemes)
+from lr0fm.models import (  # noqa: F401  (each registers its spec scheme)
+    albef_loader,  # albef:
+    blip_loader,  # hf:
+    blip_pth_loader,  # blip:
+)
 from lr0fm.models.base import Backbone
 from lr0fm.models.families import BACKBONES, SCHEMES
 from lr0fm.models.openclip_loader import load_open_clip
@@ -84,6 +88,9 @@ def load_backbone(
           through transformers.
         - ``albef:/path/ALBEF_4M.pth[?tokenizer=DIR_OR_HUB_ID&image_size=N]``: an original ALBEF checkpoint,
           ITC zero-shot (:mod:`lr0fm.models.albef_loader`); relative names are looked up in ``$LR0FM_WEIGHTS``.
+        - ``blip:/path/model_base.pth`` (or a bare file name looked up in ``$LR0FM_WEIGHTS``, then the current
+          directory; ``?tokenizer=DIR`` for a local ``bert-base-uncased``): Salesforce's original BLIP
+          checkpoints, ITC zero-shot at 384 px.
         - a registered name (``"toyclip"``) or a paper backbone name from ``list_models()``.
 
     Args:

@@ -3,7 +3,7 @@
 Accepted forms (see :data:`SPEC_FORMS`): ``ARCH:TAG`` for open_clip pretrained pairs, ``ARCH:none``
 (random weights), ``ARCH:/path/to/checkpoint``, ``local-dir:/path`` and ``hf-hub:org/repo`` (passed to
 open_clip unchanged) and ``/path/arch.json[:TAG]`` (an open_clip model config registered under its file
-stem). Other families bring their own spec scheme (``hf:`` for BLIP, ``albef:`` for ALBEF,
+stem). Other families bring their own spec scheme (``hf:`` and ``blip:`` for BLIP, ``albef:`` for ALBEF,
 :mod:`lr0fm.models.families`).
 """
 
@@ -25,8 +25,9 @@ SPEC_FORMS = (
     "'ARCH:none' (random weights, seeded), 'ARCH:/path/to/weights.pt|.bin|.safetensors', "
     "'local-dir:/path/with/open_clip_config.json', 'hf-hub:org/repo', '/path/arch.json' or "
     "'/path/arch.json:TAG' (an open_clip model config), 'hf:Salesforce/blip-itm-base-coco' "
-    "(BLIP ITM repo or local dir), 'albef:/path/ALBEF_4M.pth[?tokenizer=/path/bert-base-uncased]' (an "
-    "original ALBEF checkpoint; relative names are looked up in $LR0FM_WEIGHTS), or a builtin/paper backbone name."
+    "(BLIP ITM repo or local dir), 'blip:/path/model_base.pth[?tokenizer=DIR]' (an original BLIP "
+    "checkpoint), 'albef:/path/ALBEF_4M.pth[?tokenizer=/path/bert-base-uncased]' (an original ALBEF "
+    "checkpoint; bare file names are looked up in $LR0FM_WEIGHTS), or a builtin/paper backbone name."
 )
 
 #: Tag that asks for randomly initialised weights.
