@@ -11,7 +11,10 @@ from pathlib import Path
 
 import open_clip
 
-from lr0fm.models import blip_loader  # noqa: F401  (registers the hf: scheme)
+from lr0fm.models import (
+    blip_loader,  # noqa: F401  (registers the hf: scheme)
+    eva_clip_loader,  # noqa: F401  (registers the eva-clip: scheme)
+)
 from lr0fm.models.base import Backbone
 from lr0fm.models.families import BACKBONES, SCHEMES
 from lr0fm.models.openclip_loader import load_open_clip
@@ -82,6 +85,8 @@ def load_backbone(
           ``preprocess_cfg`` stored with the weights is honoured.
         - ``hf:Salesforce/blip-itm-base-coco`` (any BLIP ITM hub repo or local dir): BLIP ITC zero-shot
           through transformers.
+        - ``eva-clip:EVA-CLIP-8B[:/path/EVA_CLIP_8B_psz14_s9B.pt|none]`` (also ``EVA-CLIP-18B`` or a config
+          ``.json``): EVA-CLIP-8B/-18B from the original checkpoint (:mod:`lr0fm.models.eva_clip_loader`).
         - a registered name (``"toyclip"``) or a paper backbone name from ``list_models()``.
 
     Args:

@@ -24,7 +24,9 @@ SPEC_FORMS = (
     "'ARCH:none' (random weights, seeded), 'ARCH:/path/to/weights.pt|.bin|.safetensors', "
     "'local-dir:/path/with/open_clip_config.json', 'hf-hub:org/repo', '/path/arch.json' or "
     "'/path/arch.json:TAG' (an open_clip model config), 'hf:Salesforce/blip-itm-base-coco' "
-    "(BLIP ITM repo or local dir), or a builtin/paper backbone name."
+    "(BLIP ITM repo or local dir), 'eva-clip:EVA-CLIP-8B[:/path/EVA_CLIP_8B_psz14_s9B.pt|none]' (also "
+    "EVA-CLIP-18B or a config .json; no weights part = the published file from the hub), or a builtin/paper "
+    "backbone name."
 )
 
 #: Tag that asks for randomly initialised weights.
