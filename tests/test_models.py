@@ -357,6 +357,7 @@ def test_named_backbones_register_with_the_decorator():
 
 def test_repository_paper_table_specs_parse():
     from lr0fm.models import check_spec
+    from lr0fm.models.families import SCHEMES
     from lr0fm.models.paper_backbones import DEFAULT_PAPER_CONFIG, read_paper_backbones
 
     if not DEFAULT_PAPER_CONFIG.is_file():
@@ -364,9 +365,7 @@ def test_repository_paper_table_specs_parse():
     loadable = {name: e["spec"] for name, e in read_paper_backbones().items() if not e.get("needs_adapter")}
     assert loadable, "the paper table lists no loadable backbone"
     for name, spec in loadable.items():
-        assert check_spec(name) == check_spec(str(spec)) in ("open_clip", "hf", "albef", "blip"), (
-            name
-        )  # raises when wrong
+        assert check_spec(name) == check_spec(str(spec)) in ("open_clip", *SCHEMES.names()), name  # raises when wrong
 
 
 def test_backbone_is_a_module_that_pickles_copies_and_moves(tiny_vit_json):

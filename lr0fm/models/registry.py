@@ -15,6 +15,7 @@ from lr0fm.models import (  # noqa: F401  (each registers its spec scheme)
     albef_loader,  # albef:
     blip_loader,  # hf:
     blip_pth_loader,  # blip:
+    eva_clip_loader,  # eva-clip:
 )
 from lr0fm.models.base import Backbone
 from lr0fm.models.families import BACKBONES, SCHEMES
@@ -91,6 +92,8 @@ def load_backbone(
         - ``blip:/path/model_base.pth`` (or a bare file name looked up in ``$LR0FM_WEIGHTS``, then the current
           directory; ``?tokenizer=DIR`` for a local ``bert-base-uncased``): Salesforce's original BLIP
           checkpoints, ITC zero-shot at 384 px.
+        - ``eva-clip:EVA-CLIP-8B[:/path/EVA_CLIP_8B_psz14_s9B.pt|none]`` (also ``EVA-CLIP-18B`` or a config
+          ``.json``): EVA-CLIP-8B/-18B from the original checkpoint (:mod:`lr0fm.models.eva_clip_loader`).
         - a registered name (``"toyclip"``) or a paper backbone name from ``list_models()``.
 
     Args:

@@ -27,7 +27,9 @@ SPEC_FORMS = (
     "'/path/arch.json:TAG' (an open_clip model config), 'hf:Salesforce/blip-itm-base-coco' "
     "(BLIP ITM repo or local dir), 'blip:/path/model_base.pth[?tokenizer=DIR]' (an original BLIP "
     "checkpoint), 'albef:/path/ALBEF_4M.pth[?tokenizer=/path/bert-base-uncased]' (an original ALBEF "
-    "checkpoint; bare file names are looked up in $LR0FM_WEIGHTS), or a builtin/paper backbone name."
+    "checkpoint; bare file names are looked up in $LR0FM_WEIGHTS), "
+    "'eva-clip:EVA-CLIP-8B[:/path/EVA_CLIP_8B_psz14_s9B.pt|none]' (also EVA-CLIP-18B or a config .json; no "
+    "weights part = the published file from the hub), or a builtin/paper backbone name."
 )
 
 #: Tag that asks for randomly initialised weights.
