@@ -14,8 +14,8 @@ import open_clip
 from lr0fm.models import blip_loader  # noqa: F401  (registers the hf: scheme)
 from lr0fm.models.base import Backbone
 from lr0fm.models.families import BACKBONES, SCHEMES
-from lr0fm.models.openclip_loader import load_open_clip
 from lr0fm.models.groups import FAMILY_GROUPS, TABLE_GROUPS, family_pairs
+from lr0fm.models.openclip_loader import load_open_clip
 from lr0fm.models.paper_backbones import PLUS_PAPER_CONFIG, read_paper_backbones
 from lr0fm.models.specs import SPEC_FORMS, parse_spec
 
