@@ -56,7 +56,10 @@ def test_paper_names_presets_and_published_table_ship_with_the_wheel(site: Path,
     listing = lr0fm(site, tmp_path, "benchmark", "--list_models", "*")
     assert listing.returncode == 0, listing.stderr[-2000:]
     paper_lines = [line for line in listing.stdout.splitlines() if "[paper protocol:" in line]
-    assert len(paper_lines) == 66
+    from lr0fm.models.paper_backbones import read_paper_backbones
+
+    names = {line.split("  ->  ")[0] for line in paper_lines}  # the 66 and the rest of the lr0fm-plus table
+    assert len(read_paper_backbones()) == 66 and names == set(read_paper_backbones("lr0fm-plus"))
     resolve = (  # every loadable paper name resolves to a spec that parses (weights are not downloaded here)
         "from lr0fm.models.paper_backbones import read_paper_backbones\n"
         "from lr0fm.models import check_spec\n"

@@ -13,6 +13,8 @@ EPILOG = """examples:
   lr0fm benchmark --config lr0fm66                      # a packaged preset (or any YAML file)
   lr0fm benchmark --config lr0fm66 --print_config       # the resolved config, as YAML
   lr0fm benchmark --list_models 'EVA02*'
+  lr0fm benchmark --list_models siglip2                 # a group: siglip2 metaclip2 pe-core mobileclip2 dfn
+  lr0fm benchmark --list_models lr0fm-plus              # the names of a backbone table (or lr0fm66)
   lr0fm benchmark --list_protocols
 """
 
@@ -70,7 +72,14 @@ def build_parser():
     )
     weights_help = "WAR weights YAML for the summary (default: the published LR0.FM WAR-16 weights)"
     parser.add_argument("--weights", type=str | None, default=None, help=weights_help)
-    parser.add_argument("--list_models", nargs="?", const="*", type=str | None, help="list backbone specs and exit")
+    parser.add_argument(
+        "--list_models",
+        nargs="?",
+        const="*",
+        type=str | None,
+        help="list backbone specs matching a wildcard or a group (siglip2, metaclip2, pe-core, mobileclip2, dfn, "
+        "lr0fm66, lr0fm-plus) and exit",
+    )
     parser.add_argument("--list_datasets", nargs="?", const="*", type=str | None, help="list datasets and exit")
     parser.add_argument("--list_protocols", action="store_true", help="list the LR protocols and chains and exit")
     return parser
@@ -128,9 +137,9 @@ def make_config(cfg):
 def model_listing(pattern: str) -> list[str]:
     """Lines of ``--list_models``: loadable specs, and each paper name with its spec and its LR chain."""
     from lr0fm.models import list_models
-    from lr0fm.models.paper_backbones import read_paper_backbones
+    from lr0fm.models.registry import backbone_table
 
-    paper = read_paper_backbones()
+    paper = backbone_table()
     by_spec = {str(e["spec"]): name for name, e in paper.items() if e.get("spec")}
     lines = []
     for name in list_models(pattern):

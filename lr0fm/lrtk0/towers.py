@@ -3,12 +3,13 @@
 Three tower adapters are registered (:func:`register_tower` adds more), covering every ViT backbone of the
 benchmark that LR-TK0 targets:
 
-* ``"open_clip"``: ``open_clip.transformer.VisionTransformer`` (CLIP, OpenCLIP, MetaCLIP, CLIPA, DFN).
+* ``"open_clip"``: ``open_clip.transformer.VisionTransformer`` (CLIP, OpenCLIP, MetaCLIP, MetaCLIP 2, CLIPA, DFN).
   The patch embedding is ``conv1`` (output ``[B, C, gh, gw]``), followed by class-token concat,
   positional embedding, patch dropout and ``ln_pre``; blocks are ``transformer.resblocks``, whose
   sequence layout is ``[B, L, C]`` or ``[L, B, C]`` depending on ``transformer.batch_first``.
   There is exactly one prefix (class) token.
-* ``"timm"``: timm ``VisionTransformer`` and ``Eva`` (EVA02/EVA-CLIP, SigLIP), bare or wrapped in
+* ``"timm"``: timm ``VisionTransformer`` and ``Eva`` (EVA02/EVA-CLIP, SigLIP, SigLIP 2, PE-Core, MobileCLIP2-B's
+  hybrid ViT with a conv-stem ``HybridEmbed``, MobileCLIP2-L-14), bare or wrapped in
   open_clip's ``TimmModel`` (``visual.trunk``). The patch embedding is ``patch_embed`` (output
   ``[B, N, C]``, or ``[B, gh, gw, C]`` with ``dynamic_img_size``), followed by ``_pos_embed`` which
   prepends ``num_prefix_tokens`` class/register tokens; blocks are ``blocks`` and always batch-first.

@@ -94,12 +94,15 @@ def _local_hint(spec: OpenClipSpec) -> str:
 def _create_model(spec: OpenClipSpec, device: str, precision: str, cache_dir: str | None) -> torch.nn.Module:
     """Create the open_clip model, turning download failures into an actionable error."""
     random_init = spec.tag == RANDOM_TAG and not spec.has_schema
+    quick_gelu = False
     if spec.pretrained is not None and open_clip.is_pretrained_cfg(spec.model_name, spec.pretrained):
+        tag_cfg = open_clip.get_pretrained_cfg(spec.model_name, spec.pretrained)
+        # Weights trained with QuickGELU run with it: open_clip only warns when a tag that says so (DFN's
+        # ``ViT-H-14:dfn5b``, MetaCLIP 2's ``ViT-H-14-worldwide:metaclip2_worldwide``) sits on a GELU architecture.
+        quick_gelu = bool(tag_cfg.get("quick_gelu"))
         # Fetch the tagged weights first so an offline failure is reported as such, not as a model error.
         try:
-            open_clip.download_pretrained(
-                open_clip.get_pretrained_cfg(spec.model_name, spec.pretrained), cache_dir=cache_dir
-            )
+            open_clip.download_pretrained(tag_cfg, cache_dir=cache_dir)
         except Exception as err:  # noqa: BLE001 - any download/cache failure means the same to the user
             raise weights_unavailable(f"{spec.model_name}:{spec.pretrained}", err, _local_hint(spec)) from err
     try:
@@ -109,6 +112,7 @@ def _create_model(spec: OpenClipSpec, device: str, precision: str, cache_dir: st
             precision=precision,
             device=device,
             cache_dir=cache_dir,
+            force_quick_gelu=quick_gelu,
             pretrained_text=not random_init,
             require_pretrained=not random_init,
         )

@@ -19,24 +19,43 @@ from lr0fm.models import (  # noqa: F401  (each registers its spec scheme)
 )
 from lr0fm.models.base import Backbone
 from lr0fm.models.families import BACKBONES, SCHEMES
+from lr0fm.models.groups import FAMILY_GROUPS, TABLE_GROUPS, family_pairs
 from lr0fm.models.openclip_loader import load_open_clip
-from lr0fm.models.paper_backbones import read_paper_backbones
+from lr0fm.models.paper_backbones import PLUS_PAPER_CONFIG, read_paper_backbones
 from lr0fm.models.specs import SPEC_FORMS, parse_spec
 
 
+def backbone_table(paper_config: str | Path | None = None) -> dict[str, dict]:
+    """The backbone table names resolve through: ``paper_config``, else ``lr0fm_plus.yaml`` (the 66 and more).
+
+    The default is the extended table so that its names (the paper's 66 and the newest families') load by
+    name; a spec of the paper's 66 gets the same entry, and so the same LR chain, from either table.
+    """
+    if paper_config is None and PLUS_PAPER_CONFIG.is_file():
+        paper_config = PLUS_PAPER_CONFIG
+    return read_paper_backbones(paper_config)
+
+
 def list_models(pattern: str = "*", *, paper_config: str | Path | None = None) -> list[str]:
-    """List loadable backbone names matching an fnmatch ``pattern`` (case-insensitive).
+    """List loadable backbone names matching an fnmatch ``pattern`` (case-insensitive), or a group's names.
 
     The names are every open_clip ``ARCH:TAG`` pretrained pair, the named backbones (registered with
-    :func:`lr0fm.models.families.register_backbone`, e.g. the toy world's ``toyclip``) and the paper's backbone
-    names from ``lr0fm/resources/backbones/lr0fm66.yaml``.
+    :func:`lr0fm.models.families.register_backbone`, e.g. the toy world's ``toyclip``) and the backbone
+    names of the table (default: ``lr0fm/resources/backbones/lr0fm_plus.yaml``, the paper's 66 and more).
 
     Args:
-        pattern: wildcard pattern, e.g. ``"ViT-B-16*:*laion*"`` or ``"*SigLIP*"``.
+        pattern: wildcard pattern, e.g. ``"ViT-B-16*:*laion*"`` or ``"*SigLIP*"``, or a group name
+            (:mod:`lr0fm.models.groups`): a family (``siglip2``, ``metaclip2``, ``pe-core``, ``mobileclip2``,
+            ``dfn``: its open_clip pretrained pairs) or a packaged table (``lr0fm66``, ``lr0fm-plus``: its names).
         paper_config: another backbone table to read instead of the default YAML.
 
     """
-    names = [*open_clip.list_pretrained(as_str=True), *BACKBONES.names(), *read_paper_backbones(paper_config)]
+    group = pattern.lower()
+    if group in FAMILY_GROUPS:
+        return family_pairs(group, open_clip.list_pretrained())
+    if group in TABLE_GROUPS:
+        return list(read_paper_backbones(group))
+    names = [*open_clip.list_pretrained(as_str=True), *BACKBONES.names(), *backbone_table(paper_config)]
     pattern = pattern.lower()
     return [name for name in dict.fromkeys(names) if fnmatch.fnmatchcase(name.lower(), pattern)]
 
@@ -52,7 +71,7 @@ def check_spec(spec: str, *, paper_config: str | Path | None = None) -> str:
     spec = spec.strip()
     if spec in BACKBONES:
         return "named"
-    paper = read_paper_backbones(paper_config)
+    paper = backbone_table(paper_config)
     if spec in paper:
         entry = paper[spec]
         if entry.get("needs_adapter") or not entry.get("spec"):
@@ -104,7 +123,7 @@ def load_backbone(
         precision: ``"fp32"`` (default), ``"fp16"`` or ``"bf16"``; open_clip models also accept
             ``"pure_fp16"``/``"pure_bf16"``.
         paper_config: backbone table to resolve paper names from (default:
-            ``lr0fm/resources/backbones/lr0fm66.yaml``).
+            ``lr0fm/resources/backbones/lr0fm_plus.yaml``, which includes ``lr0fm66.yaml``).
 
     Returns:
         The backbone (``spec`` is the resolved spec string); ``info`` holds ``arch``, ``tag``,
@@ -121,7 +140,7 @@ def load_backbone(
     spec = spec.strip()
     if spec in BACKBONES:
         return BACKBONES.get(spec)(device=device)
-    paper = read_paper_backbones(paper_config)
+    paper = backbone_table(paper_config)
     entry = paper.get(spec)
     if entry is not None:
         if entry.get("needs_adapter") or not entry.get("spec"):
@@ -145,4 +164,4 @@ def load_backbone(
     return backbone
 
 
-__all__ = ["SPEC_FORMS", "check_spec", "list_models", "load_backbone"]
+__all__ = ["SPEC_FORMS", "backbone_table", "check_spec", "list_models", "load_backbone"]

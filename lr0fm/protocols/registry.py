@@ -76,7 +76,10 @@ def get_protocol(name: str) -> LRProtocol:
 
 
 def paper_chain_of(backbone: ProtocolTarget) -> Chain | None:
-    """The authors' chain of a backbone of the paper's table, or ``None`` for any other backbone.
+    """The chain a backbone table names for a backbone, or ``None`` for a backbone outside the tables.
+
+    The paper's 66 name one of the authors' chains; the newer backbones of ``lr0fm_plus.yaml`` name
+    ``paper-text`` (:data:`~lr0fm.protocols.paper_chains.PAPER_TEXT_CHAIN`, no authors' script covers them).
 
     Raises:
         ValueError: the table names a chain that does not exist.
@@ -85,10 +88,12 @@ def paper_chain_of(backbone: ProtocolTarget) -> Chain | None:
     key = (backbone.info or {}).get("paper_protocol")
     if key is None:
         return None
+    if key == PAPER_TEXT_CHAIN.name:
+        return PAPER_TEXT_CHAIN
     if key not in PAPER_CHAINS:
         raise ValueError(
             f"backbone {backbone.info.get('paper_name')!r} names LR chain {key!r}, which is not one of "
-            f"{', '.join(PAPER_CHAINS)}"
+            f"{', '.join([*PAPER_CHAINS, PAPER_TEXT_CHAIN.name])}"
         )
     return PAPER_CHAINS[key]
 
