@@ -81,6 +81,8 @@ def measure_backbones(backbones: Mapping[str, Mapping[str, Any]], progress: bool
             row["status"] = "not measured: an original ALBEF checkpoint file (sizes are read from its weights)"
         elif spec.startswith("blip:"):
             row["status"] = "not measured: an original BLIP checkpoint, whose sizes are read from the file"
+        elif spec.startswith("eva-clip:"):
+            row["status"] = "not measured: an eva-clip: model (its config is lr0fm's, not in open_clip's registry)"
         elif arch not in archs:
             row["status"] = f"not measured: {arch!r} is not an open_clip architecture config"
         else:

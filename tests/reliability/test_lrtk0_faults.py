@@ -181,6 +181,33 @@ def test_kill_9_during_a_checkpoint_write_then_resume_equals_an_uninterrupted_ru
     torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
 
 
+@pytest.mark.slow
+def test_kill_9_at_every_checkpoint_write_then_resume_equals_an_uninterrupted_run(arch, tmp_path):
+    """Walk every checkpoint write of a 3-epoch run (epochNNN.ckpt and last.ckpt of each epoch)."""
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    assert lr0fm("fit", "--config", toy_config(reference, arch, default_root_dir=str(reference), max_epochs=3)) == 0
+    expected = trained(reference / "lightning_logs/version_0/checkpoints/last.ckpt")
+    nth, killed_runs = 1, 0
+    while True:
+        killed = tmp_path / f"killed{nth}"
+        killed.mkdir()
+        config = toy_config(killed, arch, default_root_dir=str(killed), max_epochs=3)
+        status = run_forked(_fit_killed_mid_checkpoint, config, nth)
+        if status == 0:  # fewer than nth checkpoint writes: every one was walked
+            break
+        assert status == -signal.SIGKILL
+        killed_runs += 1
+        for path in killed.glob("lightning_logs/version_*/checkpoints/*.ckpt"):  # whole files only
+            read_checkpoint(path)
+        assert lr0fm("fit", "--config", config, "--ckpt_path", "last") == 0
+        # killed before any last.ckpt existed, the rerun starts a new run (version_1); else it resumes version_0
+        (last,) = sorted(killed.glob("lightning_logs/version_*/checkpoints/last.ckpt"))[-1:]
+        torch.testing.assert_close(trained(last), expected, rtol=0, atol=0)
+        nth += 1
+    assert killed_runs >= 4
+
+
 def _fit_with_file_size_limit(config: Path, limit: int, result: Path) -> None:
     import contextlib
     import io
