@@ -136,7 +136,7 @@ def test_paper_config_and_flag_overrides(tmp_path, capsys):
     bad.write_text("images_per_captoin: 3\n", encoding="utf-8")
     with pytest.raises(SystemExit):
         config_from_args(["--config", str(bad)])
-    assert "unknown option 'images_per_captoin'. Did you mean 'images_per_caption'?" in capsys.readouterr().err
+    assert "unknown option 'images_per_captoin'. Did you mean 'images_per_caption'" in capsys.readouterr().err
     with pytest.raises(SynthError, match="missing --captions and --output"):
         config_from_args([])
     with pytest.raises(SynthError, match="--batch_size 0 is not valid: expected a positive integer"):
