@@ -37,7 +37,6 @@ layers) are dropped by name; any other key that does not fit is an error naming 
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from functools import partial
@@ -48,12 +47,18 @@ import torch
 from open_clip.transform import PreprocessCfg
 from torch import nn
 
-from lr0fm.models.base import Backbone
+from lr0fm.models.base import Backbone, precision_dtype
+from lr0fm.models.blip_loader import BlipBackbone
 from lr0fm.models.errors import weights_unavailable
 from lr0fm.models.families import register_scheme
 from lr0fm.models.seeding import seeded
 from lr0fm.models.specs import SPEC_FORMS
-from lr0fm.models.weights_files import WEIGHTS_ENV, resolve_weights_file
+from lr0fm.models.weights_files import (
+    WEIGHTS_ENV,
+    read_original_state_dict,
+    resolve_weights_file,
+    weights_folder_named,
+)
 
 #: Text length of the authors' zero-shot prompts (``max_length=35``, padded to it).
 ALBEF_MAX_TEXT_LENGTH = 35
@@ -97,7 +102,11 @@ DROPPED_KEYS = (
     "text_encoder.embeddings.position_ids",
 )
 
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+#: What an ALBEF checkpoint file holds (for messages).
+EXPECTED_FILE = (
+    "an original ALBEF/LAVIS checkpoint with 'visual_encoder.*', 'text_encoder.*', 'vision_proj.*' and "
+    "'text_proj.*' keys"
+)
 _HEAD_DIM = 64
 _LAYER_KEY = re.compile(r"^text_encoder\.encoder\.layer\.(\d+)\.")
 _BLOCK_KEY = re.compile(r"^visual_encoder\.blocks\.(\d+)\.")
@@ -155,29 +164,6 @@ def resolve_checkpoint(path: str) -> Path:
 
     """
     return resolve_weights_file(path, url=ALBEF_CHECKPOINTS.get(Path(path).name))
-
-
-def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
-    """Read ``{'model': state_dict}`` (ALBEF/LAVIS checkpoints) or a bare state dict, with ``weights_only=True``.
-
-    Raises:
-        ValueError: the file cannot be read safely or holds no state dict of tensors.
-
-    """
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle errors come in many types
-        raise ValueError(
-            f"Cannot read ALBEF checkpoint {str(path)!r} with torch.load(weights_only=True) "
-            f"({type(err).__name__}: {err}); expected {{'model': state_dict}} or a bare state dict of tensors."
-        ) from err
-    state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, Mapping) else None
-    if not isinstance(state, Mapping) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(
-            f"ALBEF checkpoint {str(path)!r} holds no state dict; expected {{'model': state_dict}} or a bare "
-            f"state dict of tensors (keys 'visual_encoder.*', 'text_encoder.*', 'vision_proj.*', 'text_proj.*')."
-        )
-    return dict(state)
 
 
 def split_state_dict(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str], int]:
@@ -349,8 +335,8 @@ def load_tokenizer(source: str, cache_dir: str | None) -> Any:
             )
         source = str(folder)
     else:
-        local = [Path(d).expanduser() / source for d in os.environ.get(WEIGHTS_ENV, "").split(os.pathsep) if d]
-        source = next((str(folder) for folder in local if folder.is_dir()), source)
+        local = weights_folder_named(source)
+        source = str(local) if local else source
     try:
         return BertTokenizer.from_pretrained(source, cache_dir=cache_dir)
     except OSError as err:
@@ -381,27 +367,14 @@ def check_vocabulary(tokenizer: Any, model: AlbefITC, source: str) -> None:
         )
 
 
-class AlbefBackbone(Backbone):
+class AlbefBackbone(BlipBackbone):
     """ALBEF's ITC heads as a :class:`Backbone` (``model`` is :class:`AlbefITC`).
 
-    Image: ``vision_proj`` of the ViT's [CLS] token (after the final norm); text: ``text_proj`` of the
-    unimodal BERT's [CLS] token.
+    The text side is BLIP's (its ITC heads descend from ALBEF's): ``text_proj`` of the unimodal BERT's [CLS]
+    token. Image: ``vision_proj`` of the timm ViT's [CLS] token (after the final norm).
     """
 
     family = "albef"
-
-    def __init__(
-        self,
-        spec: str,
-        model: AlbefITC,
-        preprocess_cfg: PreprocessCfg,
-        tokenizer: AlbefTokenizer,
-        dtype: torch.dtype = torch.float32,
-        info: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(spec, preprocess_cfg, tokenizer, info)
-        self.model = model
-        self.dtype = dtype
 
     @property
     def visual(self) -> nn.Module:
@@ -412,13 +385,6 @@ class AlbefBackbone(Backbone):
         """ITC image embedding (unnormalised)."""
         pixels = images.to(device=self.device, dtype=self.dtype)
         return self.model.vision_proj(self.model.visual_encoder.forward_features(pixels)[:, 0, :])
-
-    def encode_text(self, tokens: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """ITC text embedding (unnormalised) of the text layers below the fusion layer."""
-        hidden = self.model.text_encoder(
-            input_ids=tokens["input_ids"].to(self.device), attention_mask=tokens["attention_mask"].to(self.device)
-        ).last_hidden_state
-        return self.model.text_proj(hidden[:, 0, :])
 
 
 @register_scheme("albef")
@@ -448,20 +414,18 @@ def load_albef(
 
     """
     path, options = split_spec(rest)
-    if precision not in _DTYPES:
-        raise ValueError(f"Unknown precision {precision!r} for ALBEF; expected one of {tuple(_DTYPES)}.")
+    dtype = precision_dtype(precision, "ALBEF")
     try:
         image_size = int(options.get("image_size", ALBEF_IMAGE_SIZE))
     except ValueError as err:
         raise ValueError(f"image_size in spec {name!r} is not an integer.") from err
     checkpoint = resolve_checkpoint(path)
     tokenizer = load_tokenizer(options.get("tokenizer", ALBEF_TOKENIZER), cache_dir)
-    state, dropped, fusion_layer = split_state_dict(read_checkpoint(checkpoint))
+    state, dropped, fusion_layer = split_state_dict(read_original_state_dict(checkpoint, expected=EXPECTED_FILE))
     with seeded(seed):
         model = AlbefITC.from_state_dict(state, image_size)
     check_vocabulary(tokenizer, model, options.get("tokenizer", ALBEF_TOKENIZER))
     load_albef_state(model, state)
-    dtype = _DTYPES[precision]
     model = model.to(device=torch.device(device), dtype=dtype).eval()
     info = {
         "loader": "albef",

@@ -17,6 +17,21 @@ import torch
 from open_clip.transform import PreprocessCfg, image_transform_v2
 from torch import nn
 
+#: ``--precision`` names of the families that cast their weights (open_clip handles its own precisions).
+PRECISION_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def precision_dtype(precision: str, family: str) -> torch.dtype:
+    """The dtype of a ``--precision`` name.
+
+    Raises:
+        ValueError: an unknown name (the message names the family and the accepted names).
+
+    """
+    if precision not in PRECISION_DTYPES:
+        raise ValueError(f"Unknown precision {precision!r} for {family}; expected one of {tuple(PRECISION_DTYPES)}.")
+    return PRECISION_DTYPES[precision]
+
 
 class Backbone(nn.Module, metaclass=ABCMeta):
     """A zero-shot image-text model behind one small interface.

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from open_clip.transform import PreprocessCfg
 
-from lr0fm.models.base import Backbone
+from lr0fm.models.base import Backbone, precision_dtype
 from lr0fm.models.errors import weights_unavailable
 from lr0fm.models.families import register_scheme
 from lr0fm.models.seeding import seeded
@@ -24,8 +24,6 @@ BLIP_MAX_TEXT_LENGTH = 35
 
 #: PIL resampling codes (as stored in HF image-processor configs) -> open_clip interpolation names.
 _RESAMPLE_NAMES = {0: "nearest", 2: "bilinear", 3: "bicubic"}
-
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def blip_preprocess_config(image_processor: Any) -> PreprocessCfg:
@@ -174,11 +172,9 @@ def load_blip(
                 f"save_pretrained (config.json, weights, preprocessor_config.json, tokenizer files)."
             )
         source = str(Path(source).expanduser())
-    if precision not in _DTYPES:
-        raise ValueError(f"Unknown precision {precision!r} for BLIP; expected one of {tuple(_DTYPES)}.")
+    dtype = precision_dtype(precision, "BLIP")
     with seeded(seed):
         model, processor = _load_pretrained(source, cache_dir)
-    dtype = _DTYPES[precision]
     model = model.to(device=torch.device(device), dtype=dtype).eval()
     info = {"loader": "transformers", "arch": type(model).__name__, "tag": source, "seed": seed, "precision": precision}
     backbone = BlipBackbone(

@@ -32,8 +32,6 @@ one ``vision_proj`` of the ViT's [CLS] output (the authors' ``zeroshot_classifie
 
 from __future__ import annotations
 
-import os
-import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,13 +42,18 @@ import torch.nn.functional as F
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from open_clip.transform import PreprocessCfg
 
-from lr0fm.models.base import Backbone
-from lr0fm.models.blip_loader import _DTYPES, BlipBackbone, BlipTokenizer
+from lr0fm.models.base import Backbone, precision_dtype
+from lr0fm.models.blip_loader import BlipBackbone, BlipTokenizer
 from lr0fm.models.errors import weights_unavailable
 from lr0fm.models.families import register_scheme
 from lr0fm.models.seeding import seeded
 from lr0fm.models.specs import SPEC_FORMS
-from lr0fm.models.weights_files import WEIGHTS_ENV, resolve_weights_file
+from lr0fm.models.weights_files import (
+    WEIGHTS_ENV,
+    read_original_state_dict,
+    resolve_weights_file,
+    weights_folder_named,
+)
 
 #: Where Salesforce publishes the original checkpoints (salesforce/BLIP README; the authors' BLIP/model_info.md).
 BLIP_URLS = {
@@ -99,30 +102,6 @@ _VISION_BLOCK = {
 }
 _BLOCK_KEY = re.compile(r"^visual_encoder\.blocks\.(\d+)\.(norm1|norm2|attn\.qkv|attn\.proj|mlp\.fc1|mlp\.fc2)\.")
 _KEPT_PREFIXES = ("text_encoder.", "vision_proj.", "text_proj.", "itm_head.")
-
-
-def read_blip_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read an original BLIP ``.pth`` (``{'model': state_dict}`` or a bare state dict) without unpickling code.
-
-    Raises:
-        ValueError: the file is not a torch checkpoint loadable with ``weights_only=True``, or holds no
-            state dict of tensors.
-
-    """
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
-        raise ValueError(
-            f"{str(path)!r} is not a torch checkpoint readable with weights_only=True ({type(err).__name__}: {err}); "
-            "expected Salesforce's original BLIP .pth ({'model': state_dict} or a bare state dict)."
-        ) from err
-    state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, Mapping) else None
-    if not isinstance(state, Mapping) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(
-            f"{str(path)!r} holds no state dict of tensors; expected Salesforce's original BLIP .pth "
-            "({'model': state_dict} or a bare state dict with 'visual_encoder.*' and 'text_encoder.*' keys)."
-        )
-    return dict(state)
 
 
 def _require(state: Mapping[str, torch.Tensor], key: str, where: str) -> torch.Tensor:
@@ -285,8 +264,7 @@ def load_blip_tokenizer(source: str, cache_dir: str | None = None) -> Any:
 
     local = Path(source).expanduser()
     if not local.is_dir():
-        folders = [Path(p).expanduser() for p in os.environ.get(WEIGHTS_ENV, "").split(os.pathsep) if p]
-        local = next((f / source for f in folders if (f / source).is_dir()), local)
+        local = weights_folder_named(source) or local
     try:
         tokenizer = BertTokenizer.from_pretrained(str(local) if local.is_dir() else source, cache_dir=cache_dir)
     except OSError as err:
@@ -353,10 +331,11 @@ def load_blip_pth(
     from transformers import BlipForImageTextRetrieval
 
     file, options = parse_blip_source(source, name)
-    if precision not in _DTYPES:
-        raise ValueError(f"Unknown precision {precision!r} for BLIP; expected one of {tuple(_DTYPES)}.")
+    dtype = precision_dtype(precision, "BLIP")
     path = resolve_weights_file(file, url=BLIP_URLS.get(Path(file).name))
-    state = read_blip_state_dict(path)
+    state = read_original_state_dict(
+        path, expected="Salesforce's original BLIP .pth, with 'visual_encoder.*' and 'text_encoder.*' keys"
+    )
     config = blip_config_from_state(state, BLIP_IMAGE_SIZE, where=str(path))
     grid = BLIP_IMAGE_SIZE // config.vision_config.patch_size
     converted, dropped = convert_blip_state_dict(state, grid, where=str(path))
@@ -375,7 +354,6 @@ def load_blip_pth(
             f"{str(path)!r} does not fit the BLIP model inferred from its shapes: missing {missing[:10]}, "
             f"unexpected {result.unexpected_keys[:10]}."
         )
-    dtype = _DTYPES[precision]
     model = model.to(device=torch.device(device), dtype=dtype).eval()
     old_grid = int(round((state["visual_encoder.pos_embed"].shape[1] - 1) ** 0.5))
     info = {

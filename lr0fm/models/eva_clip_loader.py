@@ -65,12 +65,13 @@ import torch
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from open_clip.transform import PreprocessCfg
 
-from lr0fm.models.base import Backbone
+from lr0fm.models.base import Backbone, precision_dtype
 from lr0fm.models.errors import weights_unavailable
 from lr0fm.models.families import register_scheme
 from lr0fm.models.openclip_loader import OpenClipBackbone
 from lr0fm.models.seeding import seeded
 from lr0fm.models.specs import RANDOM_TAG, SPEC_FORMS
+from lr0fm.models.weights_files import read_original_state_dict
 
 #: Packaged open_clip model configs of the EVA-CLIP family.
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "resources" / "backbones" / "open_clip_configs"
@@ -111,7 +112,8 @@ EVA_TRUNKS: dict[str, dict[str, Any]] = {
     },
 }
 
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+#: What an EVA-CLIP checkpoint file holds (for messages).
+EXPECTED_FILE = "an original EVA-CLIP state dict (visual.*, text.*, logit_scale)"
 _SWIGLU_RENAMES = ((".mlp.w1.", ".mlp.fc1_g."), (".mlp.w2.", ".mlp.fc1_x."), (".mlp.w3.", ".mlp.fc2."))
 
 
@@ -292,13 +294,6 @@ def _fetch_weights(arch: str, cache_dir: str | None) -> str:
         raise weights_unavailable(f"eva-clip:{arch}", err, hint) from err
 
 
-def _read_checkpoint(path: str) -> dict[str, torch.Tensor]:
-    try:
-        return torch.load(path, map_location="cpu", mmap=True, weights_only=True)
-    except RuntimeError:  # not a zip-format file: mmap is not possible
-        return torch.load(path, map_location="cpu", weights_only=True)
-
-
 def load_eva_clip_weights(model: torch.nn.Module, path: str) -> None:
     """Load an original EVA-CLIP checkpoint into ``model`` (strict, through :func:`map_eva_clip_state_dict`).
 
@@ -307,7 +302,7 @@ def load_eva_clip_weights(model: torch.nn.Module, path: str) -> None:
             tensor's shape differs (the message names them).
 
     """
-    state = map_eva_clip_state_dict(_read_checkpoint(path))
+    state = map_eva_clip_state_dict(read_original_state_dict(path, expected=EXPECTED_FILE, mmap=True))
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -348,13 +343,11 @@ def load_eva_clip(
         WeightsUnavailableError: the published file could not be downloaded or found in the cache.
 
     """
-    if precision not in _DTYPES:
-        raise ValueError(f"Unknown precision {precision!r} for EVA-CLIP; expected one of {tuple(_DTYPES)}.")
+    dtype = precision_dtype(precision, "EVA-CLIP")
     arch, weights = split_eva_clip_spec(rest)
     if not arch:
         raise ValueError(f"Empty architecture after 'eva-clip:' in spec {name!r}. {SPEC_FORMS}")
     arch_name, config = _read_config(arch)
-    dtype = _DTYPES[precision]
     random_init = weights is not None and weights.lower() == RANDOM_TAG
     if random_init:
         seed = 0 if seed is None else seed

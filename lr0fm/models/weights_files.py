@@ -1,4 +1,4 @@
-"""Where an original checkpoint file named in a spec lives: a path, or a bare file name looked up in folders.
+"""Original checkpoint files named in a spec: where they live, and reading them without running pickled code.
 
 Families whose weights are published as single files (BLIP's ``model_base.pth``...) take a spec such as
 ``blip:model_base.pth``: a path (absolute, relative or ``~``) is used as given; a bare file name is looked up
@@ -9,7 +9,9 @@ the current directory. When it is nowhere, the error names the folders searched 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 #: Environment variable listing the folders that bare checkpoint file names are looked up in.
 WEIGHTS_ENV = "LR0FM_WEIGHTS"
@@ -19,6 +21,50 @@ def weights_folders() -> list[Path]:
     """Folders a bare file name is looked up in: ``$LR0FM_WEIGHTS`` (in order), then the current directory."""
     folders = [Path(p).expanduser() for p in os.environ.get(WEIGHTS_ENV, "").split(os.pathsep) if p]
     return [*folders, Path.cwd()]
+
+
+def weights_folder_named(name: str) -> Path | None:
+    """The first folder called ``name`` inside a ``$LR0FM_WEIGHTS`` folder (e.g. a saved tokenizer), else ``None``."""
+    folders = [Path(p).expanduser() for p in os.environ.get(WEIGHTS_ENV, "").split(os.pathsep) if p]
+    return next((f / name for f in folders if (f / name).is_dir()), None)
+
+
+def read_original_state_dict(path: str | Path, *, expected: str, mmap: bool = False) -> dict[str, Any]:
+    """Read an original checkpoint file with ``torch.load(weights_only=True)``: a crafted pickle cannot run code.
+
+    Args:
+        path: the file.
+        expected: what the file should hold, for the messages (e.g. "Salesforce's original BLIP .pth").
+        mmap: memory-map the file (zip-format checkpoints; multi-GB files are then read lazily).
+
+    Returns:
+        The state dict: the file's ``'model'`` entry (``{'model': state_dict}``) or the file's mapping itself.
+
+    Raises:
+        ValueError: the file is not readable with ``weights_only=True``, or holds no state dict of tensors.
+
+    """
+    import torch
+
+    try:
+        try:
+            checkpoint = torch.load(path, map_location="cpu", mmap=mmap, weights_only=True)
+        except RuntimeError:
+            if not mmap:
+                raise
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)  # not zip-format: no mmap
+    except Exception as err:  # pickle errors come in many types
+        raise ValueError(
+            f"{str(path)!r} is not a torch checkpoint readable with weights_only=True ({type(err).__name__}: "
+            f"{err}); expected {expected} ({{'model': state_dict}} or a bare state dict)."
+        ) from err
+    state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, Mapping) else None
+    if not isinstance(state, Mapping) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(
+            f"{str(path)!r} holds no state dict of tensors; expected {expected} ({{'model': state_dict}} or a "
+            "bare state dict)."
+        )
+    return dict(state)
 
 
 def resolve_weights_file(name_or_path: str, *, url: str | None = None) -> Path:
