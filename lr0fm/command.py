@@ -180,11 +180,9 @@ def dataclass_values(cfg: Namespace, cls: type) -> dict[str, Any]:
 def file_blocking(path: str | Path) -> Path | None:
     """The file that stops ``path`` from being (or being created as) a folder: itself or an ancestor; else ``None``."""
     path = Path(path)
-    if path.exists():
-        return None if path.is_dir() else path
-    for parent in path.parents:
-        if parent.exists():
-            return None if parent.is_dir() else parent
+    for candidate in (path, *path.parents):  # the nearest one that exists decides
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
     return None
 
 

@@ -38,8 +38,5 @@ def test_a_full_disk_names_the_file_and_keeps_the_earlier_report(tmp_path, comma
     assert "File too large" in line and str(out) in line and "rerun to continue" in line
     after = files(out)
     assert set(after) == set(before)  # no temporary left behind, nothing new half-written
-    changed = [p.name for p in before if after[p] != before[p]]
-    assert all(p.suffix in (".csv", ".json", ".yaml", ".md", ".html", ".png", ".svg") for p in after)
-    assert len(changed) <= len(before)  # files rewritten whole (same content here) or untouched
     for path in after:  # every file is a whole one: the earlier run's bytes, never a cut version
         assert after[path] == before[path], path
