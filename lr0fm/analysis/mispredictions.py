@@ -30,6 +30,7 @@ from lr0fm.analysis.model_inputs import (
     resolution_label,
     to_picture,
 )
+from lr0fm.analysis.properties import TOKENS_MARK, base_model
 from lr0fm.benchmark.outputs import predictions_path as benchmark_predictions_path
 from lr0fm.datasets.base import ZeroShotDataset
 from lr0fm.protocols import HR
@@ -65,7 +66,7 @@ def predictions_path(source: str | Path, model_label: str, dataset: str, protoco
         return path
     found = sorted(str(p.relative_to(source)) for p in (source / "predictions").rglob("*.jsonl"))
     listing = ", ".join(found[:20]) + (" ..." if len(found) > 20 else "") if found else "none"
-    spec, tokens = model_label.split("+lrtk0:")[0], " --lr_tokens FILE" if "+lrtk0:" in model_label else ""
+    spec, tokens = base_model(model_label), " --lr_tokens FILE" if TOKENS_MARK in model_label else ""
     raise PredictionsError(
         f"no predictions of {model_label!r} on {dataset!r} (protocol {protocol!r}) in {source}: expected "
         f"{path.relative_to(source)}; predictions files there: {listing}. Run `lr0fm benchmark --model "

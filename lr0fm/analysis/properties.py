@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lr0fm.benchmark.sweep import TOKENS_MARK
+
 #: Measured GFLOPs of the packaged backbone table (see :mod:`lr0fm.analysis.gflops`).
 DEFAULT_GFLOPS = Path(__file__).resolve().parents[1] / "resources" / "backbones" / "lr0fm66_gflops.csv"
 
-#: the benchmark's label of a model evaluated with LR-TK0 tokens: ``SPEC+lrtk0:STEM@HASH``
-TOKENS_MARK = "+lrtk0:"
 
 _SUFFIX = {"K": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}
 

@@ -18,6 +18,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+#: what the label of a model evaluated with LR-TK0 tokens adds to its spec: ``SPEC+lrtk0:STEM@HASH``
+TOKENS_MARK = "+lrtk0:"
+
 #: the packages whose versions every results row records
 VERSIONED_PACKAGES = ("lr0fm", "torch", "open_clip_torch", "lightning")
 
@@ -73,7 +76,7 @@ class BenchmarkModel:
         """
         if not self.lr_tokens:
             return self.spec
-        return f"{self.spec}+lrtk0:{Path(self.lr_tokens).stem}@{self.tokens_sha256[:8]}"
+        return f"{self.spec}{TOKENS_MARK}{Path(self.lr_tokens).stem}@{self.tokens_sha256[:8]}"
 
     @cached_property
     def identity(self) -> dict[str, Any]:
