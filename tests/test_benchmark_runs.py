@@ -358,7 +358,7 @@ def test_lr0fm66_config_is_the_papers_sweep():
     config, weights = load_config("lr0fm66.yaml")
     table = yaml.safe_load((REPO / "lr0fm" / "resources" / "backbones" / "lr0fm66.yaml").read_text())["backbones"]
     assert config.models == [b["spec"] for b in table if not b.get("needs_adapter")]
-    assert len(config.models) == 63
+    assert len(config.models) == 66
     assert config.datasets == list(DATASETS)
     assert config.resolutions == [16, 32, 64, 128, "hr"] and config.protocol == "paper"
     assert (config.precision, config.batch_size, config.workers) == ("auto", 256, 8)

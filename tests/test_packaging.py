@@ -69,7 +69,7 @@ def test_paper_names_presets_and_published_table_ship_with_the_wheel(site: Path,
     )
     env = {**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1"}
     done = subprocess.run([sys.executable, "-c", resolve], cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert done.stdout.split() == ["66", "63"], done.stderr[-2000:]
+    assert done.stdout.split() == ["66", "66"], done.stderr[-2000:]
     metrics = lr0fm(
         site, tmp_path, "metrics", "report", "lr0fm66", "--num_classes", "paper", "--output", "m", "--quiet"
     )

@@ -5,8 +5,8 @@ weights are loaded or allocated, so even EVA02-E-14+ takes a second) and one ima
 goes through the image tower, one prompt of the model's context length through the text tower. The counter
 counts 2 FLOPs per multiply-add (open_clip's ``docs/model_profile.csv``, made with fvcore, counts 1: its
 numbers are about half of these). Backbones that cannot be instantiated offline from a config (BLIP through
-``hf:`` repositories, original ``blip:`` and ``albef:`` checkpoint files, and the ``needs_adapter`` entries:
-M2-Encoder, EVA-CLIP-8B) are listed with the reason instead of a number.
+``hf:`` repositories, original ``blip:`` and ``albef:`` checkpoint files, and lr0fm's own modules: ``eva-clip:``
+EVA-CLIP-8B and ``m2-encoder:`` M²-Encoder) are listed with the reason instead of a number.
 
 The report reads the cache (``lr0fm/resources/backbones/lr0fm66_gflops.csv``) and never re-measures;
 regenerate it with::
@@ -83,6 +83,8 @@ def measure_backbones(backbones: Mapping[str, Mapping[str, Any]], progress: bool
             row["status"] = "not measured: an original BLIP checkpoint, whose sizes are read from the file"
         elif spec.startswith("eva-clip:"):
             row["status"] = "not measured: an eva-clip: model (its config is lr0fm's, not in open_clip's registry)"
+        elif spec.startswith("m2-encoder:"):
+            row["status"] = "not measured: an m2-encoder: model (lr0fm's module of Ant's code, not an open_clip config)"
         elif arch not in archs:
             row["status"] = f"not measured: {arch!r} is not an open_clip architecture config"
         else:

@@ -1,6 +1,6 @@
 """Where tokens attach inside a vision tower: patch embedding, transformer blocks and the token layout.
 
-Three tower adapters are registered (:func:`register_tower` adds more), covering every ViT backbone of the
+Four tower adapters are registered (:func:`register_tower` adds more), covering every ViT backbone of the
 benchmark that LR-TK0 targets:
 
 * ``"open_clip"``: ``open_clip.transformer.VisionTransformer`` (CLIP, OpenCLIP, MetaCLIP, MetaCLIP 2, CLIPA, DFN).
@@ -17,6 +17,11 @@ benchmark that LR-TK0 targets:
   embedding is ``embeddings.patch_embedding`` (a conv, output ``[B, C, gh, gw]``), followed by the class-token
   concat and ``embeddings.position_embedding``; blocks are ``encoder.layers`` (batch-first), then
   ``post_layernorm``. There is one class token and no pre-block norm (so no VPT insertion point).
+* ``"m2_encoder"``: M²-Encoder's image path (:class:`lr0fm.models.m2_encoder_loader.M2VisionTower`, a view of
+  the multiway BEiT-3 model). The patch embedding is ``vision_embed.proj`` (a conv, ``[B, C, gh, gw]``),
+  followed by the class-token concat and the position table; blocks are ``blocks`` (the shared multiway layers
+  of ``backbone`` then ``backbone_vl``, each wrapped to run the vision expert, so tokens never touch the text
+  path), batch-first. One class token, no pre-block norm.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ class TowerLayout:
     """The parts of a ViT vision tower that LR tokens and visual prompts hook into.
 
     Attributes:
-        kind: ``"open_clip"``, ``"timm"`` or ``"hf_blip"`` (see the module docstring).
+        kind: ``"open_clip"``, ``"timm"``, ``"hf_blip"`` or ``"m2_encoder"`` (see the module docstring).
         tower_class: class name of the tower, for messages and exported configs.
         grid: patch grid ``(height, width)`` at the tower's native input size.
         width: token width (embedding dimension).
@@ -86,6 +91,8 @@ class TowerLayout:
             return self.tower.positional_embedding[0]
         if self.kind == "hf_blip":
             return self.tower.embeddings.position_embedding[0, 0]
+        if self.kind == "m2_encoder":
+            return self.tower.positional_embedding[0]
         pos_embed = getattr(self.tower, "pos_embed", None)
         if pos_embed is None or getattr(self.tower, "no_embed_class", False):
             return None
@@ -184,6 +191,26 @@ def _hf_blip_tower(tower: nn.Module) -> TowerLayout | None:
     )
 
 
+@register_tower("m2_encoder")
+def _m2_encoder_tower(tower: nn.Module) -> TowerLayout | None:
+    embed = getattr(tower, "vision_embed", None)
+    if not (hasattr(embed, "proj") and hasattr(embed, "patch_shape") and hasattr(tower, "blocks")):
+        return None
+    return TowerLayout(
+        kind="m2_encoder",
+        tower_class=type(tower).__name__,
+        grid=_as_pair(embed.patch_shape),
+        width=int(embed.proj.out_channels),
+        num_prefix_tokens=1,
+        batch_first=True,
+        patch_embed=embed.proj,
+        blocks=tuple(tower.blocks),
+        pre_norm=None,
+        tower=tower,
+        patch_channels_first=True,
+    )
+
+
 def tower_layout(visual: nn.Module | Backbone) -> TowerLayout:
     """Describe where tokens attach in a vision tower.
 
@@ -212,5 +239,6 @@ def tower_layout(visual: nn.Module | Backbone) -> TowerLayout:
         "VisionTransformer (conv1, class_embedding, transformer.resblocks) or a timm "
         "VisionTransformer/Eva (patch_embed, blocks, num_prefix_tokens), optionally wrapped as "
         "open_clip TimmModel.trunk, a Hugging Face BlipVisionModel (embeddings.patch_embedding, "
-        f"encoder.layers, post_layernorm), or a tower adapter registered for it (known: {', '.join(TOWERS.names())})"
+        "encoder.layers, post_layernorm), M2-Encoder's M2VisionTower, or a tower adapter registered for it "
+        f"(known: {', '.join(TOWERS.names())})"
     )

@@ -16,6 +16,7 @@ from lr0fm.models import (  # noqa: F401  (each registers its spec scheme)
     blip_loader,  # hf:
     blip_pth_loader,  # blip:
     eva_clip_loader,  # eva-clip:
+    m2_encoder_loader,  # m2-encoder:
 )
 from lr0fm.models.base import Backbone
 from lr0fm.models.families import BACKBONES, SCHEMES
@@ -113,6 +114,9 @@ def load_backbone(
           checkpoints, ITC zero-shot at 384 px.
         - ``eva-clip:EVA-CLIP-8B[:/path/EVA_CLIP_8B_psz14_s9B.pt|none]`` (also ``EVA-CLIP-18B`` or a config
           ``.json``): EVA-CLIP-8B/-18B from the original checkpoint (:mod:`lr0fm.models.eva_clip_loader`).
+        - ``m2-encoder:M2-Encoder-0.4B[:/path/m2_encoder_0.4B.ckpt|none][?tokenizer=/path/sp.model]`` (also
+          ``M2-Encoder-1B``/``-10B`` or an Ant config ``.json``): M²-Encoder from the original checkpoint
+          (:mod:`lr0fm.models.m2_encoder_loader`); bare file names are looked up in ``$LR0FM_WEIGHTS``.
         - a registered name (``"toyclip"``) or a paper backbone name from ``list_models()``.
 
     Args:

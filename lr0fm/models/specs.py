@@ -4,7 +4,7 @@ Accepted forms (see :data:`SPEC_FORMS`): ``ARCH:TAG`` for open_clip pretrained p
 (random weights), ``ARCH:/path/to/checkpoint``, ``local-dir:/path`` and ``hf-hub:org/repo`` (passed to
 open_clip unchanged) and ``/path/arch.json[:TAG]`` (an open_clip model config registered under its file
 stem). Other families bring their own spec scheme (``hf:`` and ``blip:`` for BLIP, ``albef:`` for ALBEF,
-:mod:`lr0fm.models.families`).
+``eva-clip:`` for EVA-CLIP-8B/-18B, ``m2-encoder:`` for M²-Encoder, :mod:`lr0fm.models.families`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ SPEC_FORMS = (
     "checkpoint), 'albef:/path/ALBEF_4M.pth[?tokenizer=/path/bert-base-uncased]' (an original ALBEF "
     "checkpoint; bare file names are looked up in $LR0FM_WEIGHTS), "
     "'eva-clip:EVA-CLIP-8B[:/path/EVA_CLIP_8B_psz14_s9B.pt|none]' (also EVA-CLIP-18B or a config .json; no "
-    "weights part = the published file from the hub), or a builtin/paper backbone name."
+    "weights part = the published file from the hub), "
+    "'m2-encoder:M2-Encoder-0.4B[:/path/m2_encoder_0.4B.ckpt|none][?tokenizer=/path/sp.model]' (also M2-Encoder-1B/"
+    "-10B or an Ant config .json; bare file names are looked up in $LR0FM_WEIGHTS), or a builtin/paper backbone name."
 )
 
 #: Tag that asks for randomly initialised weights.
