@@ -9,8 +9,10 @@ The reference forward below is written with plain torch ops on the checkpoint te
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
+import pickle
 import sys
 
 import numpy as np
@@ -24,7 +26,13 @@ from torchvision.transforms import InterpolationMode
 
 from lr0fm.lrtk0 import LRTokens, tower_layout
 from lr0fm.models import load_backbone
-from lr0fm.models.m2_encoder_loader import M2_ARCHS, WEIGHTS_ENV, build_m2_encoder, m2_dims
+from lr0fm.models.m2_encoder_loader import (
+    M2_ARCHS,
+    WEIGHTS_ENV,
+    build_m2_encoder,
+    m2_dims,
+    resize_vision_positions,
+)
 from lr0fm.models.paper_backbones import read_paper_backbones
 
 #: Scaled down, Ant's config format: 2 + 1 layers of width 32 (4 heads), 8 px patches of a 32 px image.
@@ -247,6 +255,40 @@ def test_lr_tokens_attach_and_detach_on_the_image_path_only(files) -> None:
             assert torch.equal(backbone.encode_image(images), image_ref)
         tokens.detach()
         assert torch.equal(backbone.encode_image(images), image_ref)
+
+
+def test_copies_pickles_and_bf16_keep_the_image_path_on_their_own_model(files) -> None:
+    backbone = load_backbone(files[0])
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        reference = backbone.encode_image(images)
+        for other in (copy.deepcopy(backbone), pickle.loads(pickle.dumps(backbone))):
+            assert other.visual.vision_embed is other.model.backbone.vision_embed
+            assert torch.equal(other.encode_image(images), reference)
+            assert torch.equal(other.tokenizer(["a fox"])["input_ids"], backbone.tokenizer(["a fox"])["input_ids"])
+        half = load_backbone(files[0], precision="bf16")
+        assert half.model.backbone.text_embed.weight.dtype == torch.bfloat16
+        torch.testing.assert_close(half.encode_image(images).float(), reference, atol=0.05, rtol=0.05)
+
+
+def test_deepspeed_prefix_and_a_smaller_position_grid_load_as_ants_loader_does(files, tmp_path) -> None:
+    spec, sd, folder = files
+    positions = "backbone.encoder.embed_positions.A.weight"
+    table = sd[positions]  # 3 + 4x4 rows; a checkpoint trained on an 8x8 grid is cut, one on 2x2 "area"-resized
+    wide = torch.cat([table, torch.randn(48, table.shape[1])])
+    torch.save({"module": {f"_forward_module.{k}": (wide if k == positions else v) for k, v in sd.items()}},
+               tmp_path / "deepspeed.pt")  # fmt: skip
+    loaded = load_backbone(f"m2-encoder:{folder / 'Encoder_tiny.json'}:{tmp_path / 'deepspeed.pt'}?tokenizer=" + str(
+        folder / "sp.model")).model.state_dict()  # fmt: skip
+    assert torch.equal(loaded[positions], table)
+    small = resize_vision_positions(table, 3 + 16)
+    assert torch.equal(small, table)
+    grown = resize_vision_positions(table[:7], 3 + 16)  # 2x2 -> 4x4: "area" repeats each row over a 2x2 block
+    assert (
+        torch.equal(grown[:3], table[:3])
+        and torch.equal(grown[3 + 5], table[3])
+        and torch.equal(grown[3 + 15], table[6])
+    )
 
 
 def test_two_resolution_benchmark_runs(files, tmp_path) -> None:

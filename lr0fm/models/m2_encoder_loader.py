@@ -58,10 +58,11 @@ LR tokens: :attr:`M2EncoderBackbone.visual` is a view of the image path (:class:
 runs through the same layers. The tower adapter is ``"m2_encoder"`` in :mod:`lr0fm.lrtk0.towers`.
 
 Memory and precision. Parameters (counted on the ``meta`` device): 0.4B about 0.26e9 (the 9+3-layer width-768
-model of ``Encoder_0.4B.json``; the name is Ant's), 1B about 0.72e9, 10B about 10.1e9. In fp32 the 10B needs
-40 GB for the weights alone, in bf16 20 GB: run it with ``--precision bf16`` (weights and inputs are cast; the
-model is built directly on the target device in that dtype and the file is memory-mapped). Ant ran the 0.4B
-and 1B in fp32 (``"precision": 32``) and the 10B under Lightning's default 16-bit mixed precision.
+model of ``Encoder_0.4B.json``; the name is Ant's), 1B about 0.72e9, 10B about 10.1e9. Ant's executor
+(``m2_encoder.py``), which the LR0.FM authors' script calls, runs the model in fp32 whatever the config's
+``precision``: the 10B then needs 40 GB for the weights alone (one 80 GB GPU). ``--precision bf16`` halves that
+to 20 GB (weights and inputs are cast; the model is built directly on the target device in that dtype and the
+file is memory-mapped), at the cost of bf16 rounding the authors' numbers do not have.
 
 Not verified here (no network, no GPU): loading the published files. The key layout and shapes are those of
 Ant's module tree; a wrong guess shows as a strict-load error naming the keys. Compare the zero-shot accuracy
