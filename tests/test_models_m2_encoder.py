@@ -26,13 +26,8 @@ from torchvision.transforms import InterpolationMode
 
 from lr0fm.lrtk0 import LRTokens, tower_layout
 from lr0fm.models import load_backbone
-from lr0fm.models.m2_encoder_loader import (
-    M2_ARCHS,
-    WEIGHTS_ENV,
-    build_m2_encoder,
-    m2_dims,
-    resize_vision_positions,
-)
+from lr0fm.models.m2_encoder_loader import M2_ARCHS, WEIGHTS_ENV, build_m2_encoder, resize_vision_positions
+from lr0fm.models.m2_encoder_model import m2_dims
 from lr0fm.models.paper_backbones import read_paper_backbones
 
 #: Scaled down, Ant's config format: 2 + 1 layers of width 32 (4 heads), 8 px patches of a 32 px image.

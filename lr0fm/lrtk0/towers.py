@@ -17,7 +17,7 @@ benchmark that LR-TK0 targets:
   embedding is ``embeddings.patch_embedding`` (a conv, output ``[B, C, gh, gw]``), followed by the class-token
   concat and ``embeddings.position_embedding``; blocks are ``encoder.layers`` (batch-first), then
   ``post_layernorm``. There is one class token and no pre-block norm (so no VPT insertion point).
-* ``"m2_encoder"``: M²-Encoder's image path (:class:`lr0fm.models.m2_encoder_loader.M2VisionTower`, a view of
+* ``"m2_encoder"``: M²-Encoder's image path (:class:`lr0fm.models.m2_encoder_model.M2VisionTower`, a view of
   the multiway BEiT-3 model). The patch embedding is ``vision_embed.proj`` (a conv, ``[B, C, gh, gw]``),
   followed by the class-token concat and the position table; blocks are ``blocks`` (the shared multiway layers
   of ``backbone`` then ``backbone_vl``, each wrapped to run the vision expert, so tokens never touch the text
