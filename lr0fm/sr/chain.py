@@ -156,7 +156,7 @@ class SRViews:
         done, side = 0, images.shape[-1]
         while True:
             chunks = images.split(self.batch_size or len(images))
-            images = torch.cat([upscaler(chunk).clamp_(0, 1) for chunk in chunks])
+            images = torch.cat([upscaler(chunk).clamp(0, 1) for chunk in chunks])
             done += 1
             if images.shape[-1] <= side:
                 raise RuntimeError(
@@ -191,7 +191,7 @@ class SRViews:
             levels = self._inputs(views, j, r)
             if r != HR:
                 sr, _ = self._timed(levels / 255, r)
-                levels = self._native(sr.mul_(255).round_())
+                levels = self._native(sr.mul(255).round())
             out.append(self.float_views(levels))
         return torch.stack(out, dim=1)
 

@@ -37,6 +37,8 @@ SR_TABLE = Path(__file__).resolve().parents[1] / "resources" / "sr" / "sr_models
 INTERPOLATIONS = ("bicubic", "bilinear", "lanczos")
 DEFAULT_FACTOR = 4
 DIFFUSERS_PREFIX = "diffusers:"
+#: the weights files spandrel reads
+WEIGHTS_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
 SPEC_FORMS = (
     "a weights file spandrel recognises (path, or a file name looked up in $LR0FM_WEIGHTS), a name of the SR "
     "table ({names}), diffusers:ID_OR_DIR, or bicubic|bilinear|lanczos[:K]"
@@ -193,6 +195,11 @@ class SpandrelUpscaler(Upscaler):
 
         from lr0fm.benchmark.sweep import file_sha256
 
+        if path.suffix.lower() not in WEIGHTS_SUFFIXES:
+            raise SRSpecError(
+                f"--sr {spec!r}: {path} has no weights file extension; spandrel reads {', '.join(WEIGHTS_SUFFIXES)} "
+                "files (rename it, or pass diffusers:DIR for a diffusers pipeline folder)"
+            )
         try:
             descriptor = spandrel.ModelLoader().load_from_file(str(path))
         except spandrel.UnsupportedModelError as exc:
@@ -241,7 +248,10 @@ class SpandrelUpscaler(Upscaler):
 
 
 class InterpolationUpscaler(Upscaler):
-    """Classical ``xK`` interpolation: ``bicubic``/``bilinear`` (torch), ``lanczos`` (PIL's Lanczos-3 weights)."""
+    """Classical ``xK`` interpolation: ``bicubic``/``bilinear`` (torch), ``lanczos`` (PIL's Lanczos-3).
+
+    Lanczos runs as PIL runs it: the horizontal pass rounded to uint8 levels, then the vertical pass.
+    """
 
     def __init__(self, mode: str, factor: int, *, name: str, spec: str) -> None:
         self.mode, self.scale, self.name, self.spec = mode, int(factor), name, spec
@@ -254,7 +264,8 @@ class InterpolationUpscaler(Upscaler):
             h, w = images.shape[-2:]
             rows = lanczos_matrix(h, h * self.scale).to(images.device)
             cols = lanczos_matrix(w, w * self.scale).to(images.device)
-            return rows @ images @ cols.t()
+            wide = (images @ cols.t()).clamp(0, 1).mul(255).round().div(255)  # PIL: horizontal pass to uint8 first
+            return rows @ wide
         return F.interpolate(images, scale_factor=self.scale, mode=self.mode, align_corners=False)
 
     def describe(self) -> str:
