@@ -287,3 +287,18 @@ def test_bad_sr_specs_fail_with_what_to_do(argv, message, tmp_path, monkeypatch,
 def test_an_sr_spec_error_is_an_sr_spec_error():
     with pytest.raises(SRSpecError):
         load_upscaler("Inf-DiT")
+
+
+def test_sr_baselines_preset_is_the_papers_table_3_setting():
+    from lr0fm.benchmark.cli import build_parser, make_config
+    from lr0fm.catalog import DATASETS
+    from lr0fm.models.registry import backbone_table
+    from lr0fm.presets import resolve_config
+
+    preset = ["--config", resolve_config("sr_baselines", "benchmark")]
+    config, _ = make_config(build_parser().parse_args(preset))
+    assert config.models == [backbone_table()["EVA-02-CLIP-B/16"]["spec"]]
+    assert config.datasets == list(DATASETS) and config.resolutions == [16, 32, "hr"]
+    assert (config.sr, config.sr_passes, config.run_protocol) == ("BSRGAN", 1, "sr:BSRGAN@1pass")
+    baseline, _ = make_config(build_parser().parse_args([*preset, "--sr", "null", "--sr_passes", "null"]))
+    assert baseline.run_protocol == "paper"
