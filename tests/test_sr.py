@@ -302,3 +302,20 @@ def test_sr_baselines_preset_is_the_papers_table_3_setting():
     assert (config.sr, config.sr_passes, config.run_protocol) == ("BSRGAN", 1, "sr:BSRGAN@1pass")
     baseline, _ = make_config(build_parser().parse_args([*preset, "--sr", "null", "--sr_passes", "null"]))
     assert baseline.run_protocol == "paper"
+
+
+def test_views_on_device_make_the_same_chain_with_torch(tmp_path):
+    from lr0fm.protocols.device import DecodeRGB
+    from lr0fm.toy.world import render_split
+
+    upscaler = load_upscaler(str(compact(tmp_path / "c.safetensors")))
+    arrays, _ = render_split("eval", range(4))
+    images = [Image.fromarray(a).resize((80, 64)) for a in arrays]  # not square: shorter side + centre crop
+    transform = SR_CHAIN.transform([8, 16, "hr"], size=SIZE, mean=MEAN, std=STD, preprocess=None)
+    uint8_half, float_views = transform.split_uint8()
+    exact = SRViews(upscaler, [8, 16, "hr"], SIZE, float_views)(torch.stack([SRInputs(uint8_half)(i) for i in images]))
+    device = SRViews(upscaler, [8, 16, "hr"], SIZE, float_views, on_device=True)([DecodeRGB()(i) for i in images])
+    assert device.shape == exact.shape
+    levels = (device - exact).abs() * torch.tensor(STD).view(3, 1, 1) * 255  # in uint8 levels
+    assert levels[:, :2].mean() < 0.5 and levels.max() <= 4  # PIL's and torch's resamplers differ slightly
+    assert levels[:, 2].max() < 1e-3  # hr: a crop of a 64 px high image, no resampling on either path
