@@ -7,7 +7,7 @@ evaluation tasks' images are never seen). Its pairs are made by the benchmark's 
 the native side) and 32 px -> 8 px (the first of the two passes an 8 px view gets). The state dict is saved as
 safetensors in the layout spandrel detects, with the recipe and the held-out PSNR (vs bicubic x4) in its metadata.
 
-    python benchmarks/train_toy_sr.py                     # about 2 minutes on one CPU core
+    python benchmarks/train_toy_sr.py                     # 1.5 to 2.5 minutes on one CPU core
     lr0fm benchmark --config toy --sr lr0fm/resources/toyclip/toy_sr_compact_x4.safetensors
 """
 
