@@ -26,7 +26,7 @@ from lr0fm.benchmark.sweep import BenchmarkModel, RunInfo, shard_cells
 from lr0fm.faults import kill_point
 from lr0fm.jobs import resolve_shard
 from lr0fm.protocols import DEFAULT_PROTOCOL, PAPER_TEXT_CHAIN, get_protocol, parse_resolutions
-from lr0fm.sr.chain import SR_CHAIN, describe_sr_chain
+from lr0fm.sr.chain import SR_CHAIN, describe_sr_chain, sr_view_pipeline
 from lr0fm.sr.upscalers import Upscaler
 
 
@@ -112,8 +112,6 @@ def _load_sr(config: BenchmarkConfig, log) -> Upscaler | None:
 def _task_views(config: BenchmarkConfig, protocol, backbone, resolutions: list, upscaler: Upscaler | None):
     """The worker and device halves of a task's views: the protocol's chain, or the SR chain with ``upscaler``."""
     if upscaler is not None:
-        from lr0fm.sr.chain import sr_view_pipeline
-
         return sr_view_pipeline(
             backbone,
             resolutions,

@@ -100,7 +100,7 @@ def parse_sr_spec(spec: str) -> SRSpec:
         return SRSpec(text, "diffusers", f"diffusers-{tail}", target)
     mode, sep, factor = text.partition(":")
     if mode.lower() in INTERPOLATIONS:
-        if sep and not re.fullmatch(r"\d+", factor) or sep and int(factor) < 2:
+        if sep and not (re.fullmatch(r"\d+", factor) and int(factor) >= 2):
             raise SRSpecError(f"--sr {spec!r}: the factor after {mode}: must be an integer >= 2, e.g. {mode}:4")
         k = int(factor) if sep else DEFAULT_FACTOR
         return SRSpec(text, "interpolate", f"{mode.lower()}-x{k}", mode.lower(), k)
