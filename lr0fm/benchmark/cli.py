@@ -16,6 +16,9 @@ EPILOG = """examples:
   lr0fm benchmark --list_models siglip2                 # a group: siglip2 metaclip2 pe-core mobileclip2 dfn
   lr0fm benchmark --list_models lr0fm-plus              # the names of a backbone table (or lr0fm66)
   lr0fm benchmark --list_protocols
+  lr0fm benchmark --config sr_baselines --data_root /data/lr0fm   # paper Table 3: BSRGAN in front of EVA-02-B/16
+  lr0fm benchmark --config toy --sr bicubic:4                     # any backbone, classical x4 upscaling first
+  lr0fm benchmark --list_sr
 """
 
 #: help of each option of :class:`~lr0fm.benchmark.config.BenchmarkConfig`
@@ -47,6 +50,13 @@ HELP = {
     "`clip_benchmark build`)",
     "views_on_device": "decode on the CPU, make the LR views with torch on the accelerator (not pixel-identical "
     "to the exact PIL path; its agreement is measured by benchmarks/benchmark_speed.py)",
+    "sr": "super-resolution front-end: a weights file spandrel recognises, a name of the SR table (see --list_sr), "
+    "diffusers:ID_OR_DIR, or bicubic|bilinear|lanczos[:K]; rows get protocol sr:<name> (the authors' SR chain)",
+    "sr_passes": "SR passes per LR view (default: repeat until the side reaches the model's input side; 1: one "
+    "pass, as the authors' script)",
+    "sr_kwargs": "keyword arguments of every diffusers SR pipeline call (JSON object), e.g. "
+    "'{\"num_inference_steps\": 20}'",
+    "sr_batch_size": "images per SR forward (default: the whole batch)",
 }
 
 
@@ -67,7 +77,7 @@ def build_parser():
         BenchmarkConfig,
         HELP,
         lists={"models": str, "datasets": str, "resolutions": int | str},
-        types={"devices": int | str},
+        types={"devices": int | str, "sr_kwargs": dict},
         aliases={"models": "--model", "datasets": "--dataset"},
     )
     weights_help = "WAR weights YAML for the summary (default: the published LR0.FM WAR-16 weights)"
@@ -82,6 +92,7 @@ def build_parser():
     )
     parser.add_argument("--list_datasets", nargs="?", const="*", type=str | None, help="list datasets and exit")
     parser.add_argument("--list_protocols", action="store_true", help="list the LR protocols and chains and exit")
+    parser.add_argument("--list_sr", action="store_true", help="list the SR table's models (--sr NAME) and exit")
     return parser
 
 
@@ -126,12 +137,51 @@ def make_config(cfg):
     from lr0fm.protocols.resolutions import parse_resolutions
 
     parse_resolutions(values["resolutions"])  # bad values stop here, before the output folder is made
+    _check_sr(values)
     from lr0fm.command import check_output_folder
 
     for option, holds in OUTPUT_FOLDERS.items():
         if values.get(option):
             check_output_folder(values[option], f"--{option}", holds)
     return BenchmarkConfig(**values), weights
+
+
+def _check_sr(values: dict) -> None:
+    """Refuse SR options that cannot work, before the output folder is made.
+
+    Raises:
+        ValueError: an unreadable ``--sr`` spec, SR options without ``--sr``, ``--sr_passes`` or
+            ``--sr_batch_size`` below 1, or ``--sr_kwargs`` that is not a JSON object.
+
+    """
+    sr = values.get("sr")
+    if not sr:
+        given = [f"--{k}" for k in ("sr_passes", "sr_kwargs", "sr_batch_size") if values.get(k)]
+        if given:
+            raise ValueError(f"{', '.join(given)} only apply with --sr SPEC (a super-resolution front-end)")
+        return
+    from lr0fm.sr.upscalers import parse_sr_spec
+
+    parse_sr_spec(sr)
+    for option in ("sr_passes", "sr_batch_size"):
+        if values.get(option) is not None and values[option] < 1:
+            raise ValueError(f"--{option} {values[option]} must be at least 1")
+    if not isinstance(values.get("sr_kwargs") or {}, dict):
+        raise ValueError(f"--sr_kwargs {values['sr_kwargs']!r} is not valid: expected a JSON object, e.g. '{{}}'")
+
+
+def sr_listing() -> list[str]:
+    """Lines of ``--list_sr``: each model of the SR table with its original file and URL (or why it cannot run)."""
+    from lr0fm.sr.upscalers import SR_TABLE, sr_table
+
+    lines = [f"SR models (--sr NAME; {SR_TABLE}):"]
+    for name, entry in sr_table().items():
+        if "no_loader" in entry:
+            lines.append(f"  {name:<12} no loader: {entry['no_loader']} ({entry['url']})")
+        else:
+            lines.append(f"  {name:<12} {entry['file']}  x{entry['scale']}  {entry['url']}")
+    lines.append("also: any weights file spandrel recognises, diffusers:ID_OR_DIR, bicubic|bilinear|lanczos[:K]")
+    return lines
 
 
 def model_listing(pattern: str) -> list[str]:
@@ -201,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
         return _print_listing(model_listing(cfg.list_models), "backbone", cfg.list_models, "--list_models")
     if cfg.list_protocols:
         print("\n".join(protocol_listing()))
+        return 0
+    if cfg.list_sr:
+        print("\n".join(sr_listing()))
         return 0
     if cfg.list_datasets is not None:
         from lr0fm.datasets import list_datasets

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from lr0fm.protocols.resolutions import DEFAULT_PROTOCOL
 
@@ -43,6 +44,14 @@ class BenchmarkConfig:
             this folder (``clip_benchmark build DIR/PROTOCOL/*.json`` makes its CSV).
         views_on_device: workers only decode; the LR views are made with torch on the accelerator
             (:mod:`lr0fm.protocols.device`; not pixel-identical to the exact PIL path, recorded as ``views``).
+        sr: a super-resolution front-end between the LR image and the backbone (:mod:`lr0fm.sr`): a weights file
+            spandrel recognises, a name of the SR table (``BSRGAN``...), ``diffusers:ID_OR_DIR`` or
+            ``bicubic|bilinear|lanczos[:K]``; the rows' protocol is then ``sr:<name>`` (the SR chain replaces
+            ``protocol``'s).
+        sr_passes: SR passes per LR view (``None``: repeat until the side reaches the backbone's input side;
+            ``1``: one pass, as the authors' script; recorded in the protocol as ``@<N>pass``).
+        sr_kwargs: keyword arguments of every call of a ``diffusers:`` pipeline (e.g. ``num_inference_steps``).
+        sr_batch_size: images per SR forward (``None``: the whole batch).
     """
 
     models: list[str]
@@ -68,3 +77,17 @@ class BenchmarkConfig:
     log_every: float = 30.0
     export_clip_benchmark: str | None = None
     views_on_device: bool = False
+    sr: str | None = None
+    sr_passes: int | None = None
+    sr_kwargs: dict[str, Any] = field(default_factory=dict)
+    sr_batch_size: int | None = None
+
+    @property
+    def run_protocol(self) -> str:
+        """The ``protocol`` column of this run's rows: ``sr:<name>[@<N>pass]`` with ``sr``, else ``protocol``."""
+        if not self.sr:
+            return self.protocol
+        from lr0fm.sr.chain import sr_protocol_name
+        from lr0fm.sr.upscalers import parse_sr_spec
+
+        return sr_protocol_name(parse_sr_spec(self.sr).name, self.sr_passes)

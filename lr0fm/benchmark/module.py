@@ -61,7 +61,9 @@ class ZeroShotModule(L.LightningModule):
             ``[B, R, 3, S, S]`` float32 views: uint8 views to scale and normalise
             (:class:`lr0fm.protocols.chains.FloatViews`) or decoded images to make views of
             (:class:`lr0fm.protocols.device.DeviceViews`), see :func:`lr0fm.benchmark.data.view_pipeline`;
-            ``None`` (for all tasks or one): the batches carry the views.
+            ``None`` (for all tasks or one): the batches carry the views. A view maker with a
+            ``record_columns(resolution) -> dict`` method adds those columns to the task's records (the SR
+            front-end's model, passes and time, :class:`lr0fm.sr.chain.SRViews`).
     """
 
     def __init__(
@@ -153,7 +155,9 @@ class ZeroShotModule(L.LightningModule):
             protocol=self.protocol,
             chain=task.chain,
         )
-        records = [{**rec, **task.extra} for rec in records]
+        maker = self.view_makers[index] if self.view_makers is not None else None
+        columns = getattr(maker, "record_columns", None)  # per-resolution columns (an SR front-end's cost)
+        records = [{**rec, **task.extra, **(columns(rec["resolution"]) if columns else {})} for rec in records]
         self.records += records
         if "indices" in result:  # torchmetrics squeezes one-element outputs (one image): unsqueeze
             shape = (-1, len(task.resolutions), min(5, int(classifier.shape[0])))

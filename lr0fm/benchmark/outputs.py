@@ -22,6 +22,7 @@ from lr0fm.atomic import atomic_path
 RESULT_COLUMNS = [
     "model", "dataset", "resolution", "protocol", "chain", "top1", "top5", "mean_per_class_recall",
     "num_samples", "num_classes", "num_skipped", "views", "dataset_size", "model_key", "seed", "lr_tokens_sha256",
+    "sr", "sr_spec", "sr_key", "sr_params", "sr_scale", "sr_passes", "sr_ms_per_image",
     "precision", "device", "batch_size", "lr0fm_version", "torch_version", "open_clip_torch_version",
     "lightning_version", "python_version", "run_id", "timestamp",
 ]  # fmt: skip
@@ -48,8 +49,11 @@ def unique_slug(text: str) -> str:
 
 
 def predictions_path(output: str | Path, protocol: str, model: str, dataset: str) -> Path:
-    """The per-sample predictions file of one (model, dataset) under an output folder."""
-    return Path(output) / "predictions" / protocol / unique_slug(model) / f"{unique_slug(dataset)}.jsonl"
+    """The per-sample predictions file of one (model, dataset) under an output folder.
+
+    Every part is a :func:`unique_slug`: ``sr:BSRGAN`` (an SR front-end's protocol) names no ``:`` folder.
+    """
+    return Path(output) / "predictions" / unique_slug(protocol) / unique_slug(model) / f"{unique_slug(dataset)}.jsonl"
 
 
 def read_predictions(path: str | Path) -> list[dict]:
@@ -232,7 +236,7 @@ def export_clip_benchmark(records: Iterable[dict], directory: Path) -> list[Path
             "protocol": rec.get("protocol"),
         }
         name = f"{slug(dataset)}_{slug(pretrained or 'none')}_{slug(model)}_en_zeroshot_classification.json"
-        path = directory / (rec.get("protocol") or "unknown") / name
+        path = directory / unique_slug(rec.get("protocol") or "unknown") / name
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(dump))
         written.append(path)

@@ -25,7 +25,9 @@ from lr0fm.benchmark.outputs import (
 from lr0fm.benchmark.sweep import BenchmarkModel, RunInfo, shard_cells
 from lr0fm.faults import kill_point
 from lr0fm.jobs import resolve_shard
-from lr0fm.protocols import PAPER_TEXT_CHAIN, get_protocol, parse_resolutions
+from lr0fm.protocols import DEFAULT_PROTOCOL, PAPER_TEXT_CHAIN, get_protocol, parse_resolutions
+from lr0fm.sr.chain import SR_CHAIN, describe_sr_chain, sr_view_pipeline
+from lr0fm.sr.upscalers import Upscaler
 
 
 def split_dataset_arg(text: str, data_root: str | None) -> tuple[str, str | None]:
@@ -59,11 +61,13 @@ def _pending(
     protocol: str,
     precision: str,
     views: str,
+    sr_key: str | None = None,
 ) -> dict[str, list]:
     """Resolutions of each dataset still to measure for ``model``.
 
     A cell counts as done only if its row was made from the same model content (weights, seed, token hash),
-    with the same protocol, precision and view path (``pil`` or ``device``), on the whole dataset.
+    with the same protocol, precision and view path (``pil`` or ``device``), the same SR front-end content
+    (``sr_key``, ``None`` without one), on the whole dataset.
     """
     pending = {}
     for name in names:
@@ -76,6 +80,7 @@ def _pending(
                 and row.get("model_key") == model.key
                 and row.get("precision") == precision
                 and row.get("views", "pil") == views
+                and row.get("sr_key") == sr_key
                 and row.get("num_samples", 0) + row.get("num_skipped", 0) == size
             )
             if not same:
@@ -89,6 +94,34 @@ def _scored(done: dict, model: BenchmarkModel, dataset: str, protocol: str) -> i
     """Images a finished cell scored (its rows' ``num_samples``)."""
     rows = [row for key, row in done.items() if key[:2] == (model.label, dataset) and key[3] == protocol]
     return int(rows[0].get("num_samples", 0)) if rows else 0
+
+
+def _load_sr(config: BenchmarkConfig, log) -> Upscaler | None:
+    """The ``--sr`` front-end, loaded once for the whole sweep (``None`` without ``--sr``)."""
+    if not config.sr:
+        return None
+    from lr0fm.sr.upscalers import load_upscaler
+
+    upscaler = load_upscaler(config.sr, config.sr_kwargs)
+    log(f"SR front-end: {upscaler.describe()}; rows get protocol {config.run_protocol!r}")
+    if config.protocol != DEFAULT_PROTOCOL:
+        log(f"note: --sr replaces the chain of --protocol {config.protocol!r} with the authors' SR chain")
+    return upscaler
+
+
+def _task_views(config: BenchmarkConfig, protocol, backbone, resolutions: list, upscaler: Upscaler | None):
+    """The worker and device halves of a task's views: the protocol's chain, or the SR chain with ``upscaler``."""
+    if upscaler is not None:
+        return sr_view_pipeline(
+            backbone,
+            resolutions,
+            upscaler,
+            passes=config.sr_passes,
+            batch_size=config.sr_batch_size,
+            on_device=config.views_on_device,
+        )
+    transform = protocol.transform(backbone, resolutions)
+    return view_pipeline(transform, on_device=config.views_on_device, preprocess_cfg=backbone.preprocess_cfg)
 
 
 def _print(message: str) -> None:
@@ -136,6 +169,8 @@ def run_benchmark(config: BenchmarkConfig, *, log=_print) -> list[dict]:
     if problems:
         count = f"{len(problems)} of {len(dataset_args)} datasets" if len(dataset_args) > 1 else "the dataset"
         raise DatasetError(f"{count} cannot be used (nothing was measured):\n" + "\n".join(problems))
+    upscaler = _load_sr(config, log)
+    protocol_name, sr_key = config.run_protocol, upscaler.key if upscaler is not None else None
     models = [BenchmarkModel(spec, config.seed, config.lr_tokens) for spec in config.models]
     cells = shard_cells(models, list(datasets), shard)
     if shard != (0, 1):
@@ -145,13 +180,13 @@ def run_benchmark(config: BenchmarkConfig, *, log=_print) -> list[dict]:
     trainer = None
     for m, names in cells.items():
         model = models[m]
-        info = RunInfo(precision, "", config.batch_size, protocol.name)
+        info = RunInfo(precision, "", config.batch_size, protocol_name)
         done = store.done() if config.skip_existing else {}
-        pending = _pending(done, model, names, datasets, resolutions, protocol.name, precision, views)
+        pending = _pending(done, model, names, datasets, resolutions, protocol_name, precision, views, sr_key)
         if config.predictions:  # a cell whose predictions are missing (an older version's kill) is redone
             for name in names:
-                path = predictions_path(output, protocol.name, model.label, name)
-                scored = _scored(done, model, name, protocol.name)
+                path = predictions_path(output, protocol_name, model.label, name)
+                scored = _scored(done, model, name, protocol_name)
                 if name not in pending and not predictions_cover(path, resolutions, scored):
                     pending[name] = list(resolutions)
         progress.skip_cells(len(names) - len(pending))
@@ -159,8 +194,9 @@ def run_benchmark(config: BenchmarkConfig, *, log=_print) -> list[dict]:
             log(f"skip {model.label}: {', '.join(names)} already in {store.csv_path}")
             continue
         backbone = model.load()
-        chain = protocol.chain(backbone)
-        log(f"{model.label}: LR protocol {protocol.name!r} -> chain {chain.name!r}: {chain.describe()}")
+        chain = SR_CHAIN if upscaler is not None else protocol.chain(backbone)
+        steps = describe_sr_chain(upscaler, config.sr_passes) if upscaler is not None else chain.describe()
+        log(f"{model.label}: LR protocol {protocol_name!r} -> chain {chain.name!r}: {steps}")
         if chain is PAPER_TEXT_CHAIN:
             log(
                 f"note: {model.label} is not one of the paper's 66 backbones, so protocol 'paper' follows the "
@@ -179,7 +215,7 @@ def run_benchmark(config: BenchmarkConfig, *, log=_print) -> list[dict]:
                 enable_progress_bar=progress.interactive,
                 callbacks=[progress],
             )
-        version = f"{slug(model.label)}.{protocol.name}"
+        version = f"{slug(model.label)}.{slug(protocol_name)}"
         trainer.loggers = [TensorBoardLogger(save_dir=str(output), name="tensorboard", version=version)]
         info.device = trainer.strategy.root_device.type
         extra = {"model_key": model.key, "seed": model.identity["seed"], "lr_tokens_sha256": model.tokens_sha256,
@@ -193,7 +229,7 @@ def run_benchmark(config: BenchmarkConfig, *, log=_print) -> list[dict]:
             if not writer:  # every rank finishes the dataset; one writes it
                 return
             if config.predictions and predictions is not None:  # first: a row marks the cell done
-                path = predictions_path(output, protocol.name, label, task.name)
+                path = predictions_path(output, protocol_name, label, task.name)
                 ids = [task.dataset.sample_id(i) for i in range(len(task.dataset))]
                 write_predictions(path, predictions, task.resolutions, ids, task.dataset.classnames)
                 kill_point("cell-predictions")
@@ -202,20 +238,13 @@ def run_benchmark(config: BenchmarkConfig, *, log=_print) -> list[dict]:
             accs = ", ".join(f"{r['resolution']}: {100 * r['top1']:.1f}%" for r in records)
             log(f"{label} on {task.name} ({records[0]['num_samples']} images): {accs}")
 
-        pipelines = [
-            view_pipeline(
-                protocol.transform(backbone, t.resolutions),
-                on_device=config.views_on_device,
-                preprocess_cfg=backbone.preprocess_cfg,
-            )
-            for t in tasks
-        ]
+        pipelines = [_task_views(config, protocol, backbone, t.resolutions, upscaler) for t in tasks]
         module = ZeroShotModule(
             backbone,
             tasks,
             lambda b, dataset, device: cache.for_dataset(b, dataset, device=device),
             model_name=model.label,
-            protocol=protocol.name,
+            protocol=protocol_name,
             keep_predictions=config.predictions,
             skip_corrupt=config.skip_corrupt,
             on_task_end=write,
@@ -245,13 +274,15 @@ def finalize(config: BenchmarkConfig, *, log=print, weights: str | None = None) 
     from lr0fm.metrics.markdown import report_markdown
 
     output = Path(config.output)
-    records = [r for r in ResultsStore(output).records() if r.get("protocol") == config.protocol]
+    protocol = config.run_protocol
+    records = [r for r in ResultsStore(output).records() if r.get("protocol") == protocol]
     if not records:
         return None
     plot = plot_accuracy_vs_resolution(records, output / "accuracy_vs_resolution.png")
     if config.export_clip_benchmark:
         files = export_clip_benchmark(records, Path(config.export_clip_benchmark))
-        log(f"CLIP_benchmark JSON: {len(files)} files under {config.export_clip_benchmark}/{config.protocol}")
+        where = files[0].parent if files else config.export_clip_benchmark
+        log(f"CLIP_benchmark JSON: {len(files)} files under {where}")
     table = ResultsTable.from_records(records, source=str(output / "results.jsonl"))
     has_lr = bool(table.resolutions)
     markdown = None

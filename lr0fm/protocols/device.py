@@ -24,25 +24,27 @@ from lr0fm.protocols.resolutions import HR
 MODEL_RESIZE_MODES = ("shortest", "squash")
 
 
-def _resize(image: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
-    """``[3, H, W]`` float in 0..255 -> ``[3, h, w]``, antialiased when shrinking, rounded to uint8 levels."""
-    if tuple(image.shape[-2:]) == size:
+def resize_levels(image: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+    """``[3, H, W]`` or ``[B, 3, H, W]`` float in 0..255 -> side ``size``, antialiased when shrinking, uint8 levels."""
+    if tuple(image.shape[-2:]) == tuple(size):
         return image
-    out = F.interpolate(image[None], size=size, mode=mode, antialias=mode in ("bicubic", "bilinear"))
-    return out[0].clamp_(0, 255).round_()
+    batch = image if image.dim() == 4 else image[None]
+    out = F.interpolate(batch, size=tuple(size), mode=mode, antialias=mode in ("bicubic", "bilinear"))
+    out = out.clamp_(0, 255).round_()
+    return out if image.dim() == 4 else out[0]
 
 
-def _shorter(image: torch.Tensor, n: int) -> tuple[int, int]:
+def shorter_side(image: torch.Tensor, n: int) -> tuple[int, int]:
     """Torchvision ``Resize(n)``: shorter side ``n``, longer side truncated."""
     h, w = image.shape[-2:]
     return (n, int(n * w / h)) if h <= w else (int(n * h / w), n)
 
 
-def _center_crop(image: torch.Tensor, size: int) -> torch.Tensor:
-    """Torchvision ``CenterCrop(size)`` for an image at least ``size`` on both sides."""
+def center_crop(image: torch.Tensor, size: int) -> torch.Tensor:
+    """Torchvision ``CenterCrop(size)`` for an image (or a batch) at least ``size`` on both sides."""
     h, w = image.shape[-2:]
     top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
-    return image[:, top : top + size, left : left + size]
+    return image[..., top : top + size, left : left + size]
 
 
 class DeviceViews:
@@ -79,9 +81,9 @@ class DeviceViews:
     def _native(self, image: torch.Tensor) -> torch.Tensor:
         up = self.chain.up
         if up == "squash" or (up == "model" and self.model_mode == "squash"):
-            image = _resize(image, (self.size, self.size), self.filter)
+            image = resize_levels(image, (self.size, self.size), self.filter)
         else:
-            image = _center_crop(_resize(image, _shorter(image, self.size), self.filter), self.size)
+            image = center_crop(resize_levels(image, shorter_side(image, self.size), self.filter), self.size)
         if self.mean is None:
             return image / 255
         return (image - self.mean.to(image.device)) / self.std.to(image.device)
@@ -92,7 +94,7 @@ class DeviceViews:
                 return self._native(image)
             resolution = self.chain.hr_resolution
         n = int(resolution)
-        low = _resize(image, _shorter(image, n) if self.chain.down == "shorter" else (n, n), "bicubic")
+        low = resize_levels(image, shorter_side(image, n) if self.chain.down == "shorter" else (n, n), "bicubic")
         return self._native(low)
 
     def __call__(self, images: Sequence[torch.Tensor]) -> torch.Tensor:
