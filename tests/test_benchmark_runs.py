@@ -474,12 +474,13 @@ def test_token_files_sharing_a_name_are_both_measured(world, tmp_path, capsys):
     from lr0fm.lrtk0 import LRTokens, save_lr_tokens
     from lr0fm.models import load_backbone
 
-    files = []
+    files, sizes = [], set()
     for seed in (1, 2):
         torch.manual_seed(seed)
         backbone = load_backbone(world.model, seed=0)
-        files.append(save_lr_tokens(tmp_path / f"run{seed}" / "lr_tokens.safetensors", LRTokens(backbone),
-                                    world.model))  # fmt: skip
+        tokens = LRTokens(backbone)
+        sizes.add(str(sum(p.numel() for p in tokens.parameters())))
+        files.append(save_lr_tokens(tmp_path / f"run{seed}" / "lr_tokens.safetensors", tokens, world.model))
     out = tmp_path / "out"
     for path in files:
         assert cli_main(bench_args(world, [world.b], out, "--lr_tokens", str(path))) == 0
@@ -488,6 +489,7 @@ def test_token_files_sharing_a_name_are_both_measured(world, tmp_path, capsys):
     labels = {r["model"] for r in rows}
     assert len(labels) == 2 and all("+lrtk0:lr_tokens@" in label for label in labels)
     assert len({r["lr_tokens_sha256"] for r in rows}) == 2 and len(rows) == 2 * len(RESOLUTIONS)
+    assert {r["lr_tokens_params"] for r in rows} == sizes  # what the tokens add (the report's sr_tradeoff)
 
 
 def test_rerun_without_skip_existing_keeps_one_row_per_cell(world, reference, tmp_path, capsys):

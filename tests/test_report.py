@@ -174,6 +174,55 @@ def test_lrtk0_gains_are_the_accuracy_differences(made):
         assert float(row["gain_points"]) == pytest.approx(100 * (a - b))
 
 
+def test_sr_tradeoff_puts_sr_front_ends_and_lr_tokens_against_what_they_add(tmp_path):
+    """A folder as `lr0fm benchmark` leaves it after plain, `--sr` and `--lr_tokens` runs (mixed protocols)."""
+    base = [r for r in published_rows() if r["model"] == "EVA-02-CLIP-B/16"]
+    sr = [
+        dict(
+            r,
+            protocol="sr:BSRGAN@1pass",
+            sr_params="16697987",
+            sr_ms_per_image="" if r["resolution"] == "hr" else f"{3.5 * int(r['resolution']) / 16:.3f}",
+            top1=f"{float(r['top1']) * 0.9:.4f}",
+        )
+        for r in base
+    ]
+    tokens = [dict(r, model=TOKENS, lr_tokens_params="221184", top1=f"{min(1.0, float(r['top1']) + 0.03):.4f}")
+              for r in base]  # fmt: skip
+    folder = tmp_path / "run"
+    folder.mkdir()
+    columns = [*base[0], "lr_tokens_params", "sr_params", "sr_ms_per_image"]
+    with (folder / "results.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows([*base, *sr, *tokens])
+    assert lr0fm_main(["report", str(folder), "--analyses", "sr_tradeoff", "lrtk0_gains"]) == 2  # mixed protocols
+    args = ["report", str(folder), "--allow_mixed_protocols", "--analyses", "sr_tradeoff", "lrtk0_gains"]
+    assert lr0fm_main(args) == 0
+    out = folder / "report"
+    plain = "EVA-02-CLIP-B/16 [paper]"
+    rows = read_csv(out / "sr_tradeoff_EVA-02-CLIP-B_16_paper.csv")
+    top1 = {(r["model"], r["protocol"], r["dataset"], r["resolution"]): float(r["top1"]) for r in [*base, *sr, *tokens]}
+    by = {(r["kind"], r["resolution"]): r for r in rows}
+    assert {r["base"] for r in rows} == {plain} and len(rows) == 2 * 5  # 2 front-ends x (16..128 px, hr)
+    for (kind, res), row in by.items():
+        model, protocol = ("EVA-02-CLIP-B/16", "sr:BSRGAN@1pass") if kind == "sr" else (TOKENS, "paper")
+        expected = [top1[(model, protocol, d, res)] - top1[("EVA-02-CLIP-B/16", "paper", d, res)] for d in DATASETS]
+        assert float(row["gain_points"]) == pytest.approx(100 * sum(expected) / len(expected))
+        assert int(row["datasets"]) == len(DATASETS)
+        assert row["params_added"] == ("16697987" if kind == "sr" else "221184")
+        sr_ms = "" if kind == "lr_tokens" or res == "hr" else str(3.5 * int(res) / 16)
+        assert (float(row["ms_per_image"]) if row["ms_per_image"] else "") == (float(sr_ms) if sr_ms else "")
+    assert (
+        by[("sr", "16")]["front_end"] == "BSRGAN@1pass"
+        and by[("sr", "16")]["model"] == "EVA-02-CLIP-B/16 [sr:BSRGAN@1pass]"
+    )
+    # the LR-TK0 pair is found though its base is named after its protocol in a mixed table
+    gains = read_csv(out / "lrtk0_gains_EVA-02-CLIP-B_16_lrtk0_toy_0123abcd.csv")
+    assert {r["base"] for r in gains} == {plain} and len(gains) == len(DATASETS) * 5
+    assert any(r.analysis == "sr_tradeoff" for r in read_manifest(out))
+
+
 def test_index_lists_every_figure_table_and_the_run_metadata(made):
     _, out = made
     page = (out / "index.html").read_text()

@@ -9,6 +9,7 @@ returns no figure (and adds a note) when the table lacks what it needs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +33,8 @@ class ReportContext:
         command: the ``lr0fm report`` command that regenerates the report (an analysis adds ``--analyses NAME``).
         top_k: how many models the accuracy panels label.
         notes: what an analysis could not draw, and why (shown in the report).
+        front_ends: ``{model: FrontEnd}``: the table's SR front-end and LR-token models with what they add at
+            inference (:func:`lr0fm.analysis.sr_tradeoff.front_ends`).
     """
 
     table: ResultsTable
@@ -43,6 +46,7 @@ class ReportContext:
     command: str = "lr0fm report"
     top_k: int = 5
     notes: list[str] = field(default_factory=list)
+    front_ends: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._cells = {(s.model, s.dataset, s.resolution): s for s in self.report.per_dataset}

@@ -21,13 +21,27 @@ from lr0fm.metrics.table import HR
 
 SECTION = "LR-TK0"
 
+#: the ``protocol`` of rows measured behind an SR front-end (``lr0fm benchmark --sr``): ``sr:<name>``
+SR_PROTOCOL_PREFIX = "sr:"
+
+
+def plain_base(spec: str, models: list[str]) -> str | None:
+    """The table name of ``spec``'s rows without a front-end (``None``: not in the table).
+
+    ``spec`` itself, or, in a table of mixed protocols where ``spec`` was measured under several,
+    ``spec [paper]`` (else its first other protocol that is not an SR front-end's ``sr:<name>``).
+    """
+    if spec in models:
+        return spec
+    named = [m for m in models if m.startswith(f"{spec} [") and not m.startswith(f"{spec} [{SR_PROTOCOL_PREFIX}")]
+    return next((m for m in named if m == f"{spec} [paper]"), named[0] if named else None)
+
 
 def token_pairs(models: list[str], references: dict[str, str]) -> list[tuple[str, str]]:
     """``(model with tokens, base)`` pairs: the references, then the table's ``SPEC+lrtk0:...`` models."""
     pairs = dict(references)
     for model in models:
-        base = model.split(TOKENS_MARK, 1)[0]
-        if TOKENS_MARK in model and base in models:
+        if TOKENS_MARK in model and (base := plain_base(model.split(TOKENS_MARK, 1)[0], models)) is not None:
             pairs.setdefault(model, base)
     return list(pairs.items())
 

@@ -186,6 +186,7 @@ def build_context(options: ReportOptions) -> tuple[ReportContext, Path, Path | N
     """Read the table, compute the metrics and the models' properties."""
     from lr0fm.analysis.lrtk0_gains import token_pairs
     from lr0fm.analysis.properties import model_properties, read_gflops
+    from lr0fm.analysis.sr_tradeoff import front_ends
     from lr0fm.metrics import compute_report, load_results
     from lr0fm.models.paper_backbones import read_paper_backbones
 
@@ -214,6 +215,7 @@ def build_context(options: ReportOptions) -> tuple[ReportContext, Path, Path | N
         command=options.command,
         top_k=options.top_k,
         notes=notes,
+        front_ends=front_ends(_raw_records(path), table.models),
     )
     return ctx, path, folder
 

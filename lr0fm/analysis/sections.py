@@ -10,6 +10,7 @@ SECTIONS = ("Accuracy vs resolution", "Robustness", "Dataset representation", "M
 TABLE_ANALYSIS_MODULES = (
     "accuracy_curves", "robustness_ranking", "gamma_comparison", "gamma_heatmap", "dataset_correlation",
     "dataset_embedding", "model_size", "pretraining_data", "input_resolution", "lrtk0_gains",
+    "sr_tradeoff",
 )  # fmt: skip
 
 #: the report's summary tables, metadata and notes (JSON), read by :func:`lr0fm.analysis.html.write_index`

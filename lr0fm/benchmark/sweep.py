@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import platform
 import time
 import uuid
@@ -66,6 +67,19 @@ class BenchmarkModel:
     def tokens_sha256(self) -> str | None:
         """SHA-256 of the LR-token file (``None`` without tokens)."""
         return file_sha256(Path(self.lr_tokens)) if self.lr_tokens else None
+
+    @cached_property
+    def tokens_params(self) -> int | None:
+        """Numbers the LR-token file adds to the backbone (its tensors' elements; ``None`` without tokens).
+
+        The inference cost of LR-TK0 next to an SR front-end's ``sr_params`` (the report's ``sr_tradeoff``).
+        """
+        if not self.lr_tokens:
+            return None
+        from safetensors import safe_open
+
+        with safe_open(str(self.lr_tokens), framework="pt") as fh:
+            return sum(math.prod(fh.get_slice(key).get_shape()) for key in fh.keys())
 
     @property
     def label(self) -> str:
