@@ -7,7 +7,7 @@ Layers, bottom first (a subpackage may import its own modules and lower layers):
 0. ``lr0fm`` itself: ``catalog`` (dataset names), ``registry`` (the one registry style and the plug-in loader)
 1. ``protocols`` (resolutions, LR chains)
 2. ``metrics``, ``datasets``, ``models`` (independent of each other)
-3. ``lrtk0`` (LR tokens, their training)
+3. ``lrtk0`` (LR tokens, their training), ``sr`` (super-resolution front-ends)
 4. ``benchmark`` (scoring, sweeps, the zero-shot callback), ``synth`` (the diffusion generator)
 5. ``toy`` (the toy world, a plug-in), ``analysis`` (the paper's analyses: ``lr0fm report`` and ``lr0fm analyze``)
 6. ``lr0fm.cli`` (the command line: imports subcommands by name only)
@@ -27,7 +27,7 @@ LAYER = {
     "lr0fm": 0, "lr0fm.catalog": 0, "lr0fm.registry": 0,
     "lr0fm.protocols": 1,
     "lr0fm.metrics": 2, "lr0fm.datasets": 2, "lr0fm.models": 2,
-    "lr0fm.lrtk0": 3,
+    "lr0fm.lrtk0": 3, "lr0fm.sr": 3,
     "lr0fm.benchmark": 4, "lr0fm.synth": 4,
     "lr0fm.toy": 5, "lr0fm.analysis": 5,
     "lr0fm.cli": 6,

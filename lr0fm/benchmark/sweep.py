@@ -19,24 +19,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from lr0fm.models.weights_files import file_sha256
+
 #: what the label of a model evaluated with LR-TK0 tokens adds to its spec: ``SPEC+lrtk0:STEM@HASH``
 TOKENS_MARK = "+lrtk0:"
 
 #: the packages whose versions every results row records
 VERSIONED_PACKAGES = ("lr0fm", "torch", "open_clip_torch", "lightning")
-
-
-def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
-    """SHA-256 of a file, or of a folder's files (relative names and contents, sorted)."""
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        if path.is_dir():
-            digest.update(str(file.relative_to(path)).encode() + b"\0")
-        with file.open("rb") as fh:
-            while block := fh.read(chunk):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def _local_sources(spec: str) -> list[Path]:

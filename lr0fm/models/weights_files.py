@@ -8,6 +8,7 @@ the current directory. When it is nowhere, the error names the folders searched 
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -105,3 +106,16 @@ def resolve_weights_file(name_or_path: str, *, url: str | None = None) -> Path:
         f"directory).{get.replace(' and', '')} into a folder listed in ${WEIGHTS_ENV} (e.g. "
         f"'export {WEIGHTS_ENV}=~/weights'), or give its full path in the spec."
     )
+
+
+def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
+    """SHA-256 of a file, or of a folder's files (relative names and contents, sorted)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode() + b"\0")
+        with file.open("rb") as fh:
+            while block := fh.read(chunk):
+                digest.update(block)
+    return digest.hexdigest()

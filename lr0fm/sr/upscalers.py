@@ -193,7 +193,7 @@ class SpandrelUpscaler(Upscaler):
     def __init__(self, path: Path, *, name: str, spec: str) -> None:
         import spandrel
 
-        from lr0fm.benchmark.sweep import file_sha256
+        from lr0fm.models.weights_files import file_sha256
 
         if path.suffix.lower() not in WEIGHTS_SUFFIXES:
             raise SRSpecError(
@@ -315,7 +315,7 @@ class DiffusersUpscaler(Upscaler):
     def __init__(self, target: str, call_kwargs: dict[str, Any], *, name: str, spec: str, seed: int = 0) -> None:
         from diffusers import DiffusionPipeline
 
-        from lr0fm.benchmark.sweep import file_sha256
+        from lr0fm.models.weights_files import file_sha256
 
         local = Path(target).expanduser()
         if local.is_dir() and not (local / "model_index.json").is_file():

@@ -117,7 +117,7 @@ def test_a_listing_that_matches_nothing_says_so(capsys):
     ("- toyclip\n", "must be a mapping"),
     ("models: [toyclip]\nskip_existing: nope\n", "skip_existing: 'nope' is not valid (Value not boolean"),
     ("models: [toyclip]\nbatch_size: abc\n", "batch_size: 'abc' is not valid"),
-    ("models: [toyclip]\nbatch_sise: 8\n", "unknown option 'batch_sise'. Did you mean 'batch_size'?"),
+    ("models: [toyclip]\nbatch_sise: 8\n", "unknown option 'batch_sise'. Did you mean 'batch_size'"),
 ])  # fmt: skip
 def test_a_bad_config_file_is_named_with_the_fix(tmp_path, capsys, yaml_text, message):
     config = tmp_path / "bench.yaml"
