@@ -432,15 +432,23 @@ def test_resume_after_kill_reaches_the_uninterrupted_result(arch: str, tmp_path:
         )
 
 
-def test_export_tokens_rejects_what_is_not_an_lr_tokens_checkpoint(arch: str, tmp_path: Path, capsys) -> None:
+def test_export_tokens_rejects_what_is_not_a_tokens_checkpoint(arch: str, tmp_path: Path, capsys) -> None:
     assert cli_main(["export-tokens", str(tmp_path / "missing.ckpt")]) == 2
     assert "missing.ckpt' does not exist" in capsys.readouterr().err
     torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
     assert cli_main(["export-tokens", str(tmp_path / "other.ckpt")]) == 2
     assert "not an LR-TK0 checkpoint" in capsys.readouterr().err
+    # fine-tuned weights without tokens have no tokens-only export (VPT and RobustSAM runs do export:
+    # tests/test_lrtk0_robust_sam.py)
+    hparams = {"backbone": arch, "method": "none", "finetune": "paper-text"}
+    torch.save({"state_dict": {}, "hyper_parameters": hparams}, tmp_path / "none.ckpt")
+    assert cli_main(["export-tokens", str(tmp_path / "none.ckpt")]) == 2
+    assert "method='none'" in capsys.readouterr().err
+    # a VPT checkpoint that lacks its prompts is refused by name
     torch.save({"state_dict": {}, "hyper_parameters": {"backbone": arch, "method": "vpt"}}, tmp_path / "vpt.ckpt")
     assert cli_main(["export-tokens", str(tmp_path / "vpt.ckpt")]) == 2
-    assert "method='vpt'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "lacks the trainable tensors" in err and "tokens.prompts" in err
 
 
 def test_fit_exports_tokens_and_logs_benchmark_scalars(arch: str, tmp_path: Path) -> None:

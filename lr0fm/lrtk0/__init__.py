@@ -1,11 +1,13 @@
-"""LR-TK0: LR tokens, the VPT baseline and backbone freezing on frozen ViT vision towers (paper Sec. 5).
+"""LR-TK0: LR tokens, the VPT and RobustSAM baselines and backbone freezing on frozen ViT vision towers (paper Sec. 5).
 
 Public API:
 
 * :class:`LRTokens` -- tokens added to the spatial tokens after patch embedding and before each block.
 * :class:`VisualPromptTokens` -- VPT-shallow prompts concatenated before the first block (baseline).
+* :class:`RobustSAM` -- RobustSAM's robust token, token head and feature blocks (Table 4 baseline).
 * :func:`freeze_backbone` / :func:`apply_frozen_modes` -- frozen weights and eval-mode norms/dropout.
-* :func:`save_lr_tokens` / :func:`load_lr_tokens` / :func:`read_lr_tokens_config` -- tokens-only export.
+* :func:`save_lr_tokens` / :func:`load_lr_tokens` / :func:`read_lr_tokens_config` -- tokens-only export of any
+  of the three (the header names the method).
 * :func:`tower_layout` / :class:`TowerLayout` / :class:`TowerError` -- supported towers and their layout.
 """
 
@@ -22,6 +24,7 @@ _EXPORTS = {
     "apply_frozen_modes": "freeze",
     "freeze_backbone": "freeze",
     "LRTokens": "tokens",
+    "RobustSAM": "robust_sam",
     "TowerError": "towers",
     "TowerLayout": "towers",
     "tower_layout": "towers",
@@ -33,6 +36,7 @@ __getattr__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "LRTokens",
+    "RobustSAM",
     "TowerError",
     "TowerLayout",
     "VisualPromptTokens",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -49,8 +50,9 @@ def init_tokens_(tensor: torch.Tensor, init: str, std: float) -> None:
 class AttachedTokens(nn.Module):
     """Base of token modules hooked into a vision tower (LR tokens, visual prompts).
 
-    Subclasses implement :meth:`_register_hooks`. Tokens act only while :attr:`enabled` is true and the
-    module is attached; with tokens off the tower computes exactly what it computes without them, so
+    Subclasses implement :meth:`_register_hooks`, and for the tokens-only export (:mod:`lr0fm.lrtk0.export`)
+    :attr:`method`, :meth:`config` and :meth:`from_config`. Tokens act only while :attr:`enabled` is true and
+    the module is attached; with tokens off the tower computes exactly what it computes without them, so
     the same tower serves as the frozen teacher (see :meth:`disabled`).
 
     Args:
@@ -58,6 +60,9 @@ class AttachedTokens(nn.Module):
         attach: register the hooks immediately.
 
     """
+
+    #: the LR-TK0 method (:data:`lr0fm.lrtk0.methods.METHODS` name) these tokens belong to, named in exports
+    method: str = ""
 
     def __init__(self, visual: nn.Module | Backbone, *, attach: bool = True) -> None:
         super().__init__()
@@ -78,6 +83,19 @@ class AttachedTokens(nn.Module):
 
     def _register_hooks(self) -> list[RemovableHandle]:
         raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:
+        """JSON-serialisable construction options, tower layout and exported tensor shapes (``shapes``)."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, visual: nn.Module | Backbone, config: dict[str, Any]) -> AttachedTokens:
+        """An unattached, untrained instance on ``visual`` built from an export's :meth:`config`."""
+        raise NotImplementedError
+
+    def export_tensors(self) -> dict[str, torch.Tensor]:
+        """The tensors an export holds (default: the whole ``state_dict``)."""
+        return self.state_dict()
 
     def attach(self, visual: nn.Module | Backbone | None = None) -> None:
         """Register the hooks on the tower (``visual`` to move to another tower of the same layout).

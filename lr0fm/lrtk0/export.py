@@ -1,9 +1,14 @@
-"""Tokens-only export of LR tokens: one safetensors file whose header carries a JSON config.
+"""Tokens-only export of an LR-TK0 method's parts: one safetensors file whose header carries a JSON config.
 
-The config names the backbone spec, the tower layout (kind, class, patch grid, width, blocks, prefix
-tokens), the token options (``start_block``, ``embed_tokens``) and every tensor's shape. Loading checks
-all of it against the target tower and refuses any mismatch -- tokens are never broadcast or resized.
-Read the config without torch objects via :func:`read_lr_tokens_config`.
+The config names the method (``lr_tokens``, ``vpt`` or ``robust_sam``), the backbone spec, the tower layout
+(kind, class, patch grid, width, blocks, prefix tokens), the method's options (e.g. ``start_block``,
+``num_prompts``) and every tensor's shape. Loading rebuilds that method's module, checks all of it against
+the target tower and refuses any mismatch -- tokens are never broadcast or resized. Read the config without
+torch objects via :func:`read_lr_tokens_config`.
+
+Format versions: 1 (LR tokens only, no ``method`` key; the shipped toy tokens) and 2 (``method`` names the
+module). Files are written as version 2, which lr0fm releases before it refuse with a clear message rather
+than load prompts or RobustSAM parts as LR tokens.
 """
 
 from __future__ import annotations
@@ -18,23 +23,30 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from lr0fm.atomic import atomic_path
+from lr0fm.lrtk0.attachment import AttachedTokens
+from lr0fm.lrtk0.robust_sam import RobustSAM
 from lr0fm.lrtk0.tokens import LRTokens
 from lr0fm.lrtk0.towers import TowerError, tower_layout
+from lr0fm.lrtk0.vpt import VisualPromptTokens
 from lr0fm.models.base import Backbone
 
 #: safetensors metadata key holding the JSON config
 CONFIG_KEY = "lr0fm_lr_tokens"
-#: format tag and version written into the config
+#: format tag and the version written into the config
 FORMAT = "lr0fm-lr-tokens"
-VERSION = 1
+VERSION = 2
+#: versions read: 1 holds LR tokens without a ``method`` key
+VERSIONS = (1, 2)
+#: the module class of each exportable method, by the name the config gives
+EXPORTABLE: dict[str, type[AttachedTokens]] = {cls.method: cls for cls in (LRTokens, VisualPromptTokens, RobustSAM)}
 
 
-def save_lr_tokens(path: str | Path, tokens: LRTokens, backbone_spec: str) -> Path:
-    """Write the tokens and their config to a ``.safetensors`` file.
+def save_lr_tokens(path: str | Path, tokens: AttachedTokens, backbone_spec: str) -> Path:
+    """Write a method's exported tensors and their config to a ``.safetensors`` file.
 
     Args:
         path: output file (parent folders are created).
-        tokens: the trained LR tokens.
+        tokens: the trained LR tokens, VPT prompts or RobustSAM parts (only its inference tensors are written).
         backbone_spec: the model spec the tokens were trained on (e.g. ``"EVA02-B-16:merged2b_s8b_b131k"``).
 
     Returns:
@@ -43,19 +55,26 @@ def save_lr_tokens(path: str | Path, tokens: LRTokens, backbone_spec: str) -> Pa
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    config = {"format": FORMAT, "version": VERSION, "backbone_spec": backbone_spec, **tokens.config()}
-    tensors = {name: param.detach().cpu().contiguous() for name, param in tokens.state_dict().items()}
+    config = {
+        "format": FORMAT,
+        "version": VERSION,
+        "method": tokens.method,
+        "backbone_spec": backbone_spec,
+        **tokens.config(),
+    }
+    tensors = {name: param.detach().cpu().contiguous() for name, param in tokens.export_tensors().items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={CONFIG_KEY: json.dumps(config)})
     return path
 
 
 def read_lr_tokens_config(path: str | Path) -> dict[str, Any]:
-    """Read the JSON config of an LR-token export.
+    """Read the JSON config of a tokens export (a version-1 file gets ``method: lr_tokens``).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: the file is not an LR-token export written by :func:`save_lr_tokens`.
+        ValueError: the file is not a tokens export written by :func:`save_lr_tokens`, or names a method
+            that cannot be loaded.
 
     """
     path = Path(path)
@@ -72,10 +91,17 @@ def read_lr_tokens_config(path: str | Path) -> dict[str, Any]:
             "expected a file written by `save_lr_tokens` (LR tokens export)"
         )
     config = json.loads(metadata[CONFIG_KEY])
-    if config.get("format") != FORMAT or config.get("version") != VERSION:
+    if config.get("format") != FORMAT or config.get("version") not in VERSIONS:
         raise ValueError(
             f"{path} holds format {config.get('format')!r} version {config.get('version')!r}; "
-            f"expected {FORMAT!r} version {VERSION}"
+            f"expected {FORMAT!r} version {' or '.join(map(str, VERSIONS))}"
+        )
+    if config["version"] == 1:
+        config["method"] = "lr_tokens"
+    if config.get("method") not in EXPORTABLE:
+        raise ValueError(
+            f"{path} holds tokens of method {config.get('method')!r}, which cannot be loaded; "
+            f"exports hold one of {', '.join(EXPORTABLE)}"
         )
     return config
 
@@ -86,8 +112,9 @@ def load_lr_tokens(
     backbone_spec: str | None = None,
     *,
     attach: bool = True,
-) -> LRTokens:
-    """Load exported LR tokens onto a vision tower.
+    method: str | None = None,
+) -> AttachedTokens:
+    """Load an export (LR tokens, VPT prompts or RobustSAM parts, as its config says) onto a vision tower.
 
     Args:
         path: a file written by :func:`save_lr_tokens`.
@@ -96,17 +123,25 @@ def load_lr_tokens(
             Defaults to ``visual.spec`` for a ``Backbone``.
         attach: attach the loaded tokens to ``visual``; on a ``Backbone`` they also become its child module
             ``lr_tokens``, so they follow the backbone's ``.to(device/dtype)``.
+        method: the method the caller expects (``lr_tokens``, ``vpt``, ``robust_sam``); ``None`` accepts any.
 
     Returns:
-        The LR tokens, attached to ``visual`` unless ``attach`` is false.
+        The method's module (:class:`LRTokens`, :class:`VisualPromptTokens` or :class:`RobustSAM`), attached to
+        ``visual`` unless ``attach`` is false.
 
     Raises:
         TowerError: the tokens were made for another backbone spec or tower layout, or their tensors
             do not have the shapes the config and the tower require.
-        ValueError: the file is not an LR-token export, or its tensors hold NaN/inf values.
+        ValueError: the file is not a tokens export, holds another method than ``method``, or its tensors
+            hold NaN/inf values.
 
     """
     config = read_lr_tokens_config(path)
+    if method is not None and method != config["method"]:
+        raise ValueError(
+            f"{path} holds {config['method']!r} parts (trained with model.method: {config['method']}), not "
+            f"{method!r} ones; pass an export of a {method} run"
+        )
     if backbone_spec is None and isinstance(visual, Backbone):
         backbone_spec = visual.spec
     if backbone_spec is not None and backbone_spec != config["backbone_spec"]:
@@ -123,15 +158,7 @@ def load_lr_tokens(
         raise TowerError(
             f"LR tokens in {path} (backbone {config['backbone_spec']!r}) do not fit this vision tower: {differing}"
         )
-    tokens = LRTokens(
-        visual,
-        start_block=config["start_block"],
-        embed_tokens=config["embed_tokens"],
-        init=config["init"],
-        std=config["std"],
-        embed_std=config.get("embed_std"),
-        attach=False,
-    )
+    tokens = EXPORTABLE[config["method"]].from_config(visual, config)
     tensors = load_file(str(path))
     for name, tensor in tensors.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
@@ -140,12 +167,13 @@ def load_lr_tokens(
                 "training diverged or the file is damaged); export the tokens of an earlier checkpoint "
                 "(`lr0fm export-tokens lightning_logs/version_N/checkpoints/epochNNN.ckpt`) or retrain"
             )
-    expected = {name: list(param.shape) for name, param in tokens.state_dict().items()}
+    expected = {name: list(param.shape) for name, param in tokens.export_tensors().items()}
     found = {name: list(tensor.shape) for name, tensor in tensors.items()}
     if found != expected or found != config["shapes"]:
+        options = ", ".join(f"{k}={config[k]}" for k in ("start_block", "num_prompts") if k in config)
         raise TowerError(
-            f"LR tokens in {path} have tensors {found} (config says {config['shapes']}); "
-            f"this tower with start_block={config['start_block']} needs {expected}"
+            f"{config['method']} parts in {path} have tensors {found} (config says {config['shapes']}); "
+            f"this tower{' with ' + options if options else ''} needs {expected}"
         )
     tokens.load_state_dict(tensors)
     if attach:

@@ -4,6 +4,7 @@ The frozen teacher embeds the HR image; the student (tokens on) embeds the HR im
 Every student view is contrasted with the teacher's HR embeddings of the *global* batch (in-batch
 negatives gathered across DDP ranks with gradients by the LightningModule, see
 :meth:`lr0fm.lrtk0.module.LRTK0Module.gather`), so each rank computes the loss of the whole global batch.
+The RobustSAM baseline has its own per-sample loss (:func:`robust_sam_loss`).
 """
 
 from __future__ import annotations
@@ -77,3 +78,36 @@ def caption_classification_loss(student: torch.Tensor, head: torch.nn.Module, la
     """
     logits = head(student.to(head.weight.dtype))  # [V, B, C]
     return F.cross_entropy(logits.flatten(0, 1), labels.repeat(student.shape[0]))
+
+
+def robust_sam_loss(
+    teacher: torch.Tensor,
+    teacher_features: torch.Tensor,
+    student: torch.Tensor,
+    student_features: torch.Tensor,
+    *,
+    reduction: str = "sum",
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The RobustSAM baseline's loss: LR outputs matched to the frozen teacher's HR ones, view by view.
+
+    As the authors' ``train_one_epoch_lr19`` (``EVA/EVA-CLIP/rei/training/train.py``): per LR view, the mean
+    squared difference of the robust feature maps (their ``Mask_Feature_Consistency_Loss``) plus the batch mean
+    of the squared L2 distance between the normalised embeddings (their ``token_consistency_loss``, i.e.
+    ``2 - 2 cos``); no temperature, no in-batch negatives.
+
+    Args:
+        teacher: L2-normalised teacher HR embeddings ``[B, D]`` (no gradient).
+        teacher_features: the teacher's clear robust features ``[B, C, H, W]`` (no gradient).
+        student: L2-normalised student embeddings of the LR views ``[K, B, D]``.
+        student_features: the student's robust features ``[K, B, C, H, W]``.
+        reduction: ``"sum"`` over the views (the authors) or their ``"mean"``.
+
+    Returns:
+        ``(loss, parts)``: the total and its detached parts ``token`` and ``features`` (means over the views).
+
+    """
+    features = (student_features - teacher_features).pow(2).flatten(1).mean(-1)  # [K]
+    token = (student - teacher).pow(2).sum(-1).mean(-1)  # [K]
+    per_view = features + token
+    loss = per_view.sum() if reduction == "sum" else per_view.mean()
+    return loss, {"token": token.mean().detach(), "features": features.mean().detach()}

@@ -1,7 +1,8 @@
 """LR-TK0 methods: what is trained on the frozen backbone, one registry entry each.
 
 A method builds the token module attached to the backbone's vision tower, or ``None`` when only unfrozen
-backbone weights train (``none``). :class:`~lr0fm.lrtk0.module.LRTK0Module` takes its name (``method``).
+backbone weights train (``none``). :class:`~lr0fm.lrtk0.module.LRTK0Module` takes its name (``method``);
+``robust_sam`` also has its own training step and loss there (:func:`lr0fm.lrtk0.loss.robust_sam_loss`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from lr0fm.lrtk0.attachment import AttachedTokens
+from lr0fm.lrtk0.robust_sam import RobustSAM
 from lr0fm.lrtk0.tokens import LRTokens
 from lr0fm.lrtk0.vpt import VisualPromptTokens
 from lr0fm.models.base import Backbone
@@ -37,6 +39,14 @@ def vpt(
 ) -> VisualPromptTokens:
     """The Table 4 baseline: ``num_prompts`` visual prompts concatenated once."""
     return VisualPromptTokens(backbone, num_prompts=num_prompts, init=init, std=std)
+
+
+@register_method("robust_sam")
+def robust_sam(
+    backbone: Backbone, *, start_block: int, init: str, std: float, embed_std: float | None, num_prompts: int
+) -> RobustSAM:
+    """The Table 4 "RobustSAM" baseline: robust token, token head and AMFG feature blocks (the authors' code)."""
+    return RobustSAM(backbone, init=init, std=std)
 
 
 @register_method("none")

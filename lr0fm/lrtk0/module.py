@@ -7,7 +7,10 @@ embeddings and each student view, summed over the views as the authors' ``train_
 (``EVA/EVA-CLIP/rei/training/train.py``) does (:mod:`lr0fm.lrtk0.loss`), with a learnable temperature
 that is never clamped (theirs is a new ``logit_scale_lr`` parameter, outside the clamp of CLIP's own).
 
-Baselines and ablations are options: ``method="vpt"`` (50 prompts, Table 4), ``finetune`` (Table 5 "not
+Baselines and ablations are options: ``method="vpt"`` (50 prompts, Table 4), ``method="robust_sam"`` (Table 4:
+RobustSAM's robust token, token head and feature blocks, :mod:`lr0fm.lrtk0.robust_sam`; its student embeds only
+the LR views and its loss matches outputs and robust features to the teacher's, the authors'
+``train_one_epoch_lr19``, :func:`~lr0fm.lrtk0.loss.robust_sam_loss`), ``finetune`` (Table 5 "not
 frozen": ``paper-text`` = the last ``unfreeze_last_blocks`` blocks at ``unfrozen_lr_scale``, or
 ``authors-code`` = the authors' unfrozen set and layer-decay rates, see :mod:`lr0fm.lrtk0.freeze`; the
 teacher is then a frozen copy), ``caption_loss_weight`` (the "CL" variant: a trainable linear caption-id
@@ -15,8 +18,9 @@ head with cross-entropy, the authors' ``lr_head``), ``hr_cosine_weight`` (not th
 student's HR embedding on the teacher's). Multi-scale buckets, augmentation, same-caption batches and
 images per caption are options of :class:`~lr0fm.lrtk0.data.LRTK0DataModule`.
 
-Checkpoints hold only the trainable tensors (tokens, temperature, caption head, unfrozen weights) and the
-optimizer; the frozen backbone is rebuilt from its spec, so a ViT-B checkpoint stays small.
+Checkpoints hold only the trainable tensors (tokens, temperature, caption head, unfrozen weights, the token
+module's buffers) and the optimizer; the frozen backbone is rebuilt from its spec, so a ViT-B checkpoint stays
+small. ``fit`` ends with the tokens-only export of whichever method trained (:mod:`lr0fm.lrtk0.export`).
 """
 
 from __future__ import annotations
@@ -35,16 +39,16 @@ from torch import nn
 from lr0fm.lrtk0.attachment import AttachedTokens
 from lr0fm.lrtk0.export import save_lr_tokens
 from lr0fm.lrtk0.freeze import apply_frozen_modes, freeze_backbone, unfreeze_authors_code
-from lr0fm.lrtk0.loss import caption_classification_loss, distillation_loss
+from lr0fm.lrtk0.loss import caption_classification_loss, distillation_loss, robust_sam_loss
 from lr0fm.lrtk0.methods import METHODS
+from lr0fm.lrtk0.robust_sam import RobustSAM
 from lr0fm.lrtk0.schedule import warmup_cosine
-from lr0fm.lrtk0.tokens import LRTokens
 from lr0fm.models.base import Backbone
 
 OPTIMIZERS = ("adamw", "lamb")
 #: Table 5 "not frozen" variants (see :mod:`lr0fm.lrtk0.freeze`)
 FINETUNE_SCHEMES = ("paper-text", "authors-code")
-#: file written next to the logs at the end of ``fit`` (tokens-only export)
+#: file written next to the logs at the end of ``fit`` (tokens-only export, whichever the method)
 EXPORT_NAME = "lr_tokens.safetensors"
 
 
@@ -76,6 +80,21 @@ def _check_numbers(
             raise ValueError(f"model.{name}={value!r} is not valid: expected a number {'> 0' if strict else '>= 0'}")
 
 
+def _check_robust_sam_options(
+    finetune: str | None, teacher_cache: bool, hr_cosine_weight: float, caption_loss_weight: float
+) -> None:
+    """Refuse the options that have no meaning for RobustSAM, naming each and the value to set."""
+    clashes = {
+        "finetune": (finetune is not None, "null (RobustSAM trains its own parts on a frozen backbone)"),
+        "teacher_cache": (teacher_cache, "false (the teacher's robust features change as the parts train)"),
+        "hr_cosine_weight": (hr_cosine_weight != 0, "0 (the RobustSAM student embeds only the LR views)"),
+        "caption_loss_weight": (caption_loss_weight != 0, "0 (the authors' RobustSAM loss has no caption term)"),
+    }
+    bad = [f"model.{name}: {fix}" for name, (clash, fix) in clashes.items() if clash]
+    if bad:
+        raise ValueError(f"method='robust_sam' needs {'; '.join(bad)} (or add --config ablations/robust_sam)")
+
+
 class LRTK0Module(L.LightningModule):
     """Trains LR tokens (or a baseline) on a frozen zero-shot backbone by HR -> multi-scale LR distillation.
 
@@ -83,11 +102,13 @@ class LRTK0Module(L.LightningModule):
         backbone: backbone spec for :func:`lr0fm.models.load_backbone` (e.g. ``"EVA02-B-16:merged2b_s8b_b131k"``,
             ``"toyclip"``, ``"ViT-B-16:none"``).
         backbone_seed: seed of random backbone weights (``ARCH:none`` specs).
-        method: ``"lr_tokens"`` (LR-TK0), ``"vpt"`` (visual prompts) or ``"none"`` (only fine-tuning).
+        method: ``"lr_tokens"`` (LR-TK0), ``"vpt"`` (visual prompts), ``"robust_sam"`` (RobustSAM's parts; on a
+            frozen backbone, no temperature, ``loss_reduction`` over the LR views) or ``"none"`` (only
+            fine-tuning).
         start_block: first block with an LR token (paper Fig. 15).
         token_init: ``"trunc_normal"`` (the authors' EVA code), ``"normal"`` (their OpenCLIP/MetaCLIP code) or
             ``"zeros"``.
-        token_std: std of the block tokens' (and prompts') init.
+        token_std: std of the block tokens' (and prompts', and RobustSAM's robust token's) init.
         embed_token_std: std of the token after patch embedding (default ``token_std``; authors'
             OpenCLIP/MetaCLIP code: 0.01).
         num_prompts: VPT prompt count.
@@ -159,6 +180,8 @@ class LRTK0Module(L.LightningModule):
             raise ValueError(f"unknown finetune {finetune!r}; expected null or one of {', '.join(FINETUNE_SCHEMES)}")
         if method == "none" and finetune is None:
             raise ValueError("method='none' trains nothing unless finetune is 'paper-text' or 'authors-code'")
+        if method == "robust_sam":
+            _check_robust_sam_options(finetune, teacher_cache, hr_cosine_weight, caption_loss_weight)
         if loss_reduction not in ("sum", "mean"):
             raise ValueError(f"loss_reduction must be 'sum' or 'mean', got {loss_reduction!r}")
         _check_numbers(
@@ -195,6 +218,8 @@ class LRTK0Module(L.LightningModule):
         )
         if activation_checkpointing:
             _set_grad_checkpointing(self.backbone.visual)
+        # RobustSAM's loss has no temperature (theirs: logit_scale.requires_grad = False)
+        learn_temperature = learn_temperature and method != "robust_sam"
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)), requires_grad=learn_temperature)
         self.caption_head: nn.Linear | None = None  # the "CL" head, sized in setup() from the training captions
         self._teacher_cache: dict[int, torch.Tensor] = {}
@@ -230,7 +255,15 @@ class LRTK0Module(L.LightningModule):
         return self
 
     def _trainable_keys(self) -> set[str]:
-        return {name for name, param in self.named_parameters() if param.requires_grad} | {"logit_scale"}
+        """Names of the tensors a checkpoint keeps: trainable ones, the temperature and the token module's buffers."""
+        buffers = {f"tokens.{name}" for name, _ in self.tokens.named_buffers()} if self.tokens is not None else set()
+        return {name for name, param in self.named_parameters() if param.requires_grad} | {"logit_scale"} | buffers
+
+    def checkpoint_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Name -> shape of every tensor a checkpoint of this configuration must hold (see :meth:`_trainable_keys`)."""
+        keep = self._trainable_keys()
+        tensors = {**dict(self.named_parameters()), **dict(self.named_buffers())}
+        return {name: tuple(t.shape) for name, t in tensors.items() if name in keep}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Keep only the trainable tensors: the frozen backbone is rebuilt from its spec."""
@@ -252,14 +285,18 @@ class LRTK0Module(L.LightningModule):
         """L2-normalised embeddings with tokens on."""
         return F.normalize(self.backbone.encode_image(images), dim=-1)
 
+    def _teacher_precision(self, device: torch.device) -> contextlib.AbstractContextManager:
+        """Outside autocast with ``teacher_fp32`` (as the authors' teacher), else the current precision."""
+        if self.hparams.teacher_fp32:
+            return torch.autocast(device_type=device.type, enabled=False)
+        return contextlib.nullcontext()
+
     @torch.no_grad()
     def embed_teacher(self, images: torch.Tensor) -> torch.Tensor:
         """L2-normalised embeddings of the frozen teacher (tokens off), without gradients."""
         model = self.teacher if self.teacher is not None else self.backbone
-        if self.hparams.teacher_fp32:
-            with torch.autocast(device_type=images.device.type, enabled=False):
-                return self._teacher_forward(model, images.float())
-        return self._teacher_forward(model, images)
+        with self._teacher_precision(images.device):
+            return self._teacher_forward(model, images.float() if self.hparams.teacher_fp32 else images)
 
     def _teacher_forward(self, model: Backbone, images: torch.Tensor) -> torch.Tensor:
         if model is self.backbone:
@@ -289,6 +326,49 @@ class LRTK0Module(L.LightningModule):
         return torch.cat(list(self.all_gather(x, sync_grads=True).unbind(0)), dim=dim)
 
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        batch_size = batch["hr"].shape[0]
+        if isinstance(self.tokens, RobustSAM):
+            loss, parts = self._robust_sam_loss(batch)
+        else:
+            loss, parts = self._distillation_loss(batch)
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=not on_step, batch_size=batch_size)
+        for name, value in parts.items():
+            self.log(f"{stage}/loss_{name}", value, on_step=on_step, on_epoch=not on_step, batch_size=batch_size)
+        if on_step and self.logit_scale.requires_grad:
+            scale = self._logit_scale().detach()
+            self.log("train/temperature", 1.0 / scale, on_step=True, on_epoch=False, batch_size=batch_size)
+        return loss
+
+    def _logit_scale(self) -> torch.Tensor:
+        scale = self.logit_scale.exp()
+        return scale if self.hparams.max_logit_scale is None else scale.clamp(max=self.hparams.max_logit_scale)
+
+    def _robust_sam_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The authors' ``train_one_epoch_lr19``: teacher on HR (parts off, "clear" features), student on the LR views.
+
+        Per-sample losses (no in-batch negatives), so DDP needs no gather: the ranks' gradients average.
+        """
+        hr, lr = batch["hr"], batch["lr"]
+        robust: RobustSAM = self.tokens  # type: ignore[assignment]
+        with robust.recording() as record:
+            teacher = self.embed_teacher(hr)
+        with torch.no_grad(), self._teacher_precision(hr.device):
+            teacher_features = robust.robust_features(record, clear=True)
+        with robust.recording() as record:
+            student = self.embed_student(lr.transpose(0, 1).reshape(-1, *hr.shape[1:]))  # [K * B, D], view-major
+        student_features = robust.robust_features(record, clear=False)
+        views = (lr.shape[1], hr.shape[0])
+        return robust_sam_loss(
+            teacher.to(student.dtype),
+            teacher_features.to(student_features.dtype),
+            student.view(*views, -1),
+            student_features.view(*views, *student_features.shape[1:]),
+            reduction=self.hparams.loss_reduction,
+        )
+
+    def _distillation_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """LR-TK0's contrastive distillation (and the VPT/fine-tuning baselines): student on HR + LR views."""
         hp = self.hparams
         hr, lr = batch["hr"], batch["lr"]
         batch_size, num_views = hr.shape[0], lr.shape[1]
@@ -298,23 +378,18 @@ class LRTK0Module(L.LightningModule):
         student = self.embed_student(student_in).view(1 + num_views, batch_size, -1)
         teacher_all = self.gather(teacher.to(student.dtype))
         student_all = self.gather(student, dim=1)
-        scale = self.logit_scale.exp()
-        if hp.max_logit_scale is not None:
-            scale = scale.clamp(max=hp.max_logit_scale)
         loss, parts = distillation_loss(
-            teacher_all, student_all, scale, hr_cosine_weight=hp.hr_cosine_weight, reduction=hp.loss_reduction
+            teacher_all,
+            student_all,
+            self._logit_scale(),
+            hr_cosine_weight=hp.hr_cosine_weight,
+            reduction=hp.loss_reduction,
         )
         if hp.caption_loss_weight:
             caption = caption_classification_loss(student, self.caption_head, batch["caption"])
             loss = loss + hp.caption_loss_weight * caption
             parts["caption"] = caption.detach()
-        on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=not on_step, batch_size=batch_size)
-        for name, value in parts.items():
-            self.log(f"{stage}/loss_{name}", value, on_step=on_step, on_epoch=not on_step, batch_size=batch_size)
-        if on_step:
-            self.log("train/temperature", 1.0 / scale.detach(), on_step=True, on_epoch=False, batch_size=batch_size)
-        return loss
+        return loss, parts
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Distillation loss of one batch."""
@@ -333,14 +408,19 @@ class LRTK0Module(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW or LAMB with parameter groups; warm-up + cosine per step.
 
-        Groups: tokens/prompts at ``lr``; the temperature and the caption head at ``head_lr``; unfrozen
-        weights at ``lr`` times their scale (``unfrozen_lr_scale``, or the layer decay of ``authors-code``).
+        Groups: tokens/prompts/RobustSAM parts at ``lr`` (their biases, norms and 1-d tensors without weight
+        decay); the temperature and the caption head at ``head_lr``; unfrozen weights at ``lr`` times their
+        scale (``unfrozen_lr_scale``, or the layer decay of ``authors-code``).
         """
         hp = self.hparams
         head_lr = hp.lr if hp.head_lr is None else hp.head_lr
         groups: list[dict[str, Any]] = []
         if self.tokens is not None:
-            groups.append({"params": list(self.tokens.parameters()), "lr": hp.lr, "weight_decay": hp.weight_decay})
+            split: dict[bool, list[nn.Parameter]] = {}
+            for name, param in self.tokens.named_parameters():
+                split.setdefault(_no_weight_decay(name, param), []).append(param)
+            for no_decay, params in split.items():
+                groups.append({"params": params, "lr": hp.lr, "weight_decay": 0.0 if no_decay else hp.weight_decay})
         by_scale: dict[tuple[float, bool], list[nn.Parameter]] = {}
         for name, param, scale in self.unfrozen:
             by_scale.setdefault((scale, _no_weight_decay(name, param)), []).append(param)
@@ -364,28 +444,33 @@ class LRTK0Module(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def export_tokens(self, path: str | Path) -> Path:
-        """Write the tokens-only export (safetensors + JSON config) of the LR tokens.
+        """Write the tokens-only export (safetensors + JSON config naming the method) of the trained tokens.
+
+        LR tokens and VPT prompts are written whole, RobustSAM without its training-only feature blocks;
+        ``lr0fm benchmark --lr_tokens`` applies any of them.
 
         Raises:
-            ValueError: the method has no LR tokens (VPT prompts and fine-tuned blocks are not exported).
+            ValueError: the method has no tokens (``none``: fine-tuned blocks are not exported).
 
         """
-        if not isinstance(self.tokens, LRTokens):
-            raise ValueError(f"only LR tokens can be exported, this run trains method={self.hparams.method!r}")
+        if self.tokens is None:
+            raise ValueError(f"method={self.hparams.method!r} trains no tokens, so there is nothing to export")
         return save_lr_tokens(path, self.tokens, self.backbone.spec)
 
     def on_fit_end(self) -> None:
-        """Export the LR tokens (rank 0) to ``export_path`` or ``<log_dir>/lr_tokens.safetensors``."""
-        if not isinstance(self.tokens, LRTokens):
+        """Export the tokens (rank 0) to ``export_path`` or ``<log_dir>/lr_tokens.safetensors``."""
+        if self.tokens is None:
             return
         log_dir = self.trainer.log_dir  # a collective under DDP: every rank asks
         path = self.hparams.export_path or Path(log_dir or self.trainer.default_root_dir) / EXPORT_NAME
         if self.trainer.is_global_zero:
-            self.print(f"LR tokens exported to {self.export_tokens(path)}")
+            self.print(f"{self.hparams.method} tokens exported to {self.export_tokens(path)}")
 
 
 def export_checkpoint_tokens(checkpoint: str | Path, output: str | Path | None = None) -> Path:
-    """Write the tokens-only export of the LR tokens held by a Lightning checkpoint of :class:`LRTK0Module`.
+    """Write the tokens-only export of the tokens held by a Lightning checkpoint of :class:`LRTK0Module`.
+
+    Any method with tokens exports (LR tokens, VPT prompts, RobustSAM's inference parts); the header names it.
 
     The backbone is rebuilt from the spec stored in the checkpoint's hyper-parameters (its weights must be
     loadable here) and the checkpoint's trainable tensors are loaded onto it after checking their names,
@@ -400,7 +485,7 @@ def export_checkpoint_tokens(checkpoint: str | Path, output: str | Path | None =
         The written path.
 
     Raises:
-        CheckpointError: the checkpoint is missing, unreadable, not an LR-TK0 checkpoint, has no LR tokens,
+        CheckpointError: the checkpoint is missing, unreadable, not an LR-TK0 checkpoint, has no tokens,
             holds tensors of another backbone or NaN/inf values, or ``output`` is the checkpoint itself or a
             folder.
 
@@ -419,10 +504,10 @@ def export_checkpoint_tokens(checkpoint: str | Path, output: str | Path | None =
         raise CheckpointError(f"-o {str(target)!r} is a folder; pass a file name, e.g. -o {example}.")
     state = read_checkpoint(checkpoint, WHICH)
     hparams = lrtk0_hparams(checkpoint, state, WHICH)
-    if hparams.get("method", "lr_tokens") != "lr_tokens":
+    if hparams.get("method", "lr_tokens") == "none":
         raise CheckpointError(
-            f"only LR tokens can be exported; {str(checkpoint)!r} trains method={hparams['method']!r} "
-            "(benchmark it with `lr0fm validate --ckpt_path`)."
+            f"{str(checkpoint)!r} trains method='none' (fine-tuned backbone weights, no tokens), so there is no "
+            "tokens-only export; benchmark it with `lr0fm validate --ckpt_path`."
         )
     accepted = inspect.signature(LRTK0Module.__init__).parameters
     kwargs = {key: value for key, value in hparams.items() if key in accepted and key != "self"}
@@ -434,8 +519,7 @@ def export_checkpoint_tokens(checkpoint: str | Path, output: str | Path | None =
             f"checkpoint {str(checkpoint)!r} was trained on backbone {hparams['backbone']!r}, which cannot be "
             f"built here: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
         ) from exc
-    trainable = module._trainable_keys()
-    expected = {name: tuple(p.shape) for name, p in module.named_parameters() if name in trainable}
+    expected = module.checkpoint_shapes()
     check_tensors(checkpoint, state["state_dict"], expected, f"backbone {hparams['backbone']!r}")
     module.load_state_dict({name: state["state_dict"][name] for name in expected}, strict=False)
     return module.export_tokens(target)

@@ -51,6 +51,8 @@ class LRTokens(AttachedTokens):
 
     """
 
+    method = "lr_tokens"
+
     def __init__(
         self,
         visual: nn.Module | Backbone,
@@ -108,6 +110,19 @@ class LRTokens(AttachedTokens):
             **self.layout.signature(),
             "shapes": shapes,
         }
+
+    @classmethod
+    def from_config(cls, visual: nn.Module | Backbone, config: dict[str, Any]) -> LRTokens:
+        """Unattached tokens of the layout an export's config describes."""
+        return cls(
+            visual,
+            start_block=config["start_block"],
+            embed_tokens=config["embed_tokens"],
+            init=config["init"],
+            std=config["std"],
+            embed_std=config.get("embed_std"),
+            attach=False,
+        )
 
     def _register_hooks(self) -> list[RemovableHandle]:
         handles = []

@@ -54,6 +54,8 @@ class VisualPromptTokens(AttachedTokens):
 
     """
 
+    method = "vpt"
+
     def __init__(
         self,
         visual: nn.Module | Backbone,
@@ -87,6 +89,11 @@ class VisualPromptTokens(AttachedTokens):
             **self.layout.signature(),
             "shapes": {"prompts": list(self.prompts.shape)},
         }
+
+    @classmethod
+    def from_config(cls, visual: nn.Module | Backbone, config: dict[str, Any]) -> VisualPromptTokens:
+        """Unattached prompts of the count an export's config gives."""
+        return cls(visual, num_prompts=config["num_prompts"], init=config["init"], std=config["std"], attach=False)
 
     def _register_hooks(self) -> list[RemovableHandle]:
         blocks = self.layout.blocks

@@ -143,8 +143,7 @@ def _run_cli(subcommand: str, argv: list[str]) -> None:
             if path and path not in ("best", "hpc"):
                 state = self.checked[1] if self.checked and self.checked[0] == path else read_checkpoint(path)
                 self.checked = None
-                trainable = self.model._trainable_keys()
-                expected = {k: tuple(p.shape) for k, p in self.model.named_parameters() if k in trainable}
+                expected = self.model.checkpoint_shapes()
                 hp = self.model.hparams
                 described = f"this config (model.backbone={hp.backbone!r}, model.method={hp.method!r})"
                 check_tensors(path, state["state_dict"], expected, described)

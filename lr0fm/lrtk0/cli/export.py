@@ -1,4 +1,4 @@
-"""``lr0fm export-tokens``: the tokens-only export of the LR tokens in an LR-TK0 checkpoint."""
+"""``lr0fm export-tokens``: the tokens-only export of an LR-TK0 checkpoint (LR tokens, VPT prompts, RobustSAM)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ def build_parser():
 
     parser = command_parser(
         "lr0fm export-tokens",
-        "Write the tokens-only export (safetensors + JSON config) of an LR-TK0 Lightning checkpoint, e.g. the one "
-        "kept by ModelCheckpoint. The backbone named in the checkpoint is loaded to check the token layout.",
+        "Write the tokens-only export (safetensors + JSON config naming the method: LR tokens, VPT prompts or "
+        "RobustSAM parts) of an LR-TK0 Lightning checkpoint, e.g. the one kept by ModelCheckpoint. The backbone "
+        "named in the checkpoint is loaded to check the token layout.",
     )
     parser.add_argument("checkpoint", help="a .ckpt written by `lr0fm fit`")
     parser.add_argument(
@@ -23,7 +24,7 @@ def build_parser():
 
 
 def main(argv: list[str]) -> int:
-    """Export ``CKPT``'s LR tokens to a ``.safetensors`` file that ``lr0fm benchmark --lr_tokens`` loads."""
+    """Export ``CKPT``'s tokens to a ``.safetensors`` file that ``lr0fm benchmark --lr_tokens`` loads."""
     from lr0fm.command import parse
 
     cfg = parse(build_parser(), argv)
