@@ -313,27 +313,20 @@ class DiffusersUpscaler(Upscaler):
     """
 
     def __init__(self, target: str, call_kwargs: dict[str, Any], *, name: str, spec: str, seed: int = 0) -> None:
-        from diffusers import DiffusionPipeline
-
+        from lr0fm.diffusers_pipelines import PipelineLoadError, open_pipeline
         from lr0fm.models.weights_files import file_sha256
 
         local = Path(target).expanduser()
-        if local.is_dir() and not (local / "model_index.json").is_file():
-            raise SRSpecError(
-                f"--sr {spec!r}: {target} is a folder but holds no model_index.json; expected a folder written by "
-                "DiffusionPipeline.save_pretrained (model_index.json plus unet/, vae/, text_encoder/, tokenizer/, "
-                "scheduler/, low_res_scheduler/ for StableDiffusionUpscalePipeline)"
-            )
         try:
-            self.pipeline = DiffusionPipeline.from_pretrained(str(local) if local.is_dir() else target)
-        except Exception as exc:  # diffusers/huggingface_hub raise many types for missing weights
-            raise SRSpecError(
-                f"--sr {spec!r}: could not load the diffusers pipeline {target!r} ({type(exc).__name__}: "
-                f"{str(exc)[:300]}); pass a folder saved with save_pretrained, or a Hub id that is in the local "
-                "Hugging Face cache (e.g. stabilityai/stable-diffusion-x4-upscaler, fetched with "
-                "`huggingface-cli download ID` on a machine with internet)"
-            ) from None
-        self.pipeline.set_progress_bar_config(disable=True)
+            self.pipeline = open_pipeline(
+                target,
+                option=f"--sr {spec!r}",
+                components="unet/, vae/, text_encoder/, tokenizer/, scheduler/, low_res_scheduler/ for "
+                "StableDiffusionUpscalePipeline",
+                example="stabilityai/stable-diffusion-x4-upscaler",
+            )
+        except PipelineLoadError as exc:
+            raise SRSpecError(str(exc)) from None
         accepted = inspect.signature(self.pipeline.__call__).parameters
         unknown = sorted(set(call_kwargs) - set(accepted))
         if unknown:

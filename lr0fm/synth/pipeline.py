@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from lr0fm.diffusers_pipelines import PipelineLoadError, open_pipeline
 from lr0fm.synth.config import DEFAULT_PIPELINE, SynthError
 
 _DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
@@ -29,31 +29,16 @@ def load_pipeline(name_or_path: str, dtype: str = "float16", device: str = "cuda
             (unknown id, or offline and not in the local Hugging Face cache).
 
     """
-    from diffusers import DiffusionPipeline
-
-    local = Path(name_or_path).expanduser()
-    if local.is_dir() and not (local / "model_index.json").is_file():
-        raise SynthError(
-            f"--pipeline {name_or_path!r} is a directory but holds no model_index.json; expected a "
-            "directory written by DiffusionPipeline.save_pretrained (model_index.json plus one folder "
-            "per component: transformer/ or unet/, vae/, text_encoder/, tokenizer/, scheduler/)."
-        )
     try:
-        pipe = DiffusionPipeline.from_pretrained(
-            str(local) if local.is_dir() else name_or_path, torch_dtype=_DTYPES[dtype]
+        pipe = open_pipeline(
+            name_or_path,
+            option=f"--pipeline {name_or_path!r}",
+            components="one folder per component: transformer/ or unet/, vae/, text_encoder/, tokenizer/, scheduler/",
+            example=DEFAULT_PIPELINE,
+            torch_dtype=_DTYPES[dtype],
         )
-    except Exception as exc:  # diffusers/huggingface_hub raise many types for missing weights
-        if local.is_dir():
-            raise SynthError(f"could not load the pipeline saved in {name_or_path!r}: {exc}") from exc
-        raise SynthError(
-            f"could not load diffusers pipeline {name_or_path!r}: it is not a local directory and its "
-            "weights could not be fetched from the Hugging Face Hub (offline, not in the local cache, or "
-            f"not a valid id; cause: {type(exc).__name__}: {str(exc)[:300]}). Check the id (the paper "
-            f"uses {DEFAULT_PIPELINE!r}), download it on a machine with internet "
-            "(`huggingface-cli download ID`), or pass a local directory saved with "
-            "`DiffusionPipeline.save_pretrained(DIR)` as --pipeline DIR."
-        ) from exc
-    pipe.set_progress_bar_config(disable=True)
+    except PipelineLoadError as exc:
+        raise SynthError(str(exc)) from exc
     try:
         return pipe.to(device)
     except (RuntimeError, AssertionError) as exc:
