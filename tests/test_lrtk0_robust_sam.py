@@ -17,7 +17,8 @@ import timm
 import torch
 import torch.nn.functional as F
 import yaml
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lrtk0_fixtures import KillAt, Killed, make_trainer
 from open_clip.transformer import VisionTransformer
 from safetensors.torch import load_file, save_file
 
@@ -79,14 +80,6 @@ def data(num: int = 16, batch_size: int = 4) -> LRTK0DataModule:
 def make_module(arch: str, **kwargs) -> LRTK0Module:
     torch.manual_seed(0)
     return LRTK0Module(backbone=arch, method="robust_sam", lr=1e-3, weight_decay=0.0, **kwargs)
-
-
-def make_trainer(root: Path, max_epochs: int = 1, callbacks: list[Callback] | None = None, **kwargs) -> L.Trainer:
-    return L.Trainer(
-        accelerator="cpu", devices=1, max_epochs=max_epochs, default_root_dir=str(root), use_distributed_sampler=False,
-        enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1, callbacks=callbacks or [],
-        **kwargs,
-    )  # fmt: skip
 
 
 # -- the parts on the tower ----------------------------------------------------------------------------
@@ -202,19 +195,6 @@ def test_only_the_robust_parts_train_on_a_frozen_backbone(arch: str) -> None:
         make_module(arch, finetune="paper-text")
 
 
-class Killed(RuntimeError):
-    """The simulated kill."""
-
-
-class KillAt(Callback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_train_batch_start(self, trainer: L.Trainer, *args) -> None:
-        if trainer.global_step == self.step:
-            raise Killed(f"killed at step {self.step}")
-
-
 def test_trains_checkpoints_resumes_and_exports(arch: str, tmp_path: Path) -> None:
     def run(root: Path, kill: int | None = None, ckpt_path: str | None = None) -> LRTK0Module:
         L.seed_everything(0)
@@ -314,7 +294,7 @@ def test_vpt_run_exports_at_fit_end_and_from_its_checkpoint(arch: str, tmp_path:
     L.seed_everything(0)
     module = LRTK0Module(backbone=arch, method="vpt", num_prompts=3, lr=5e-3, weight_decay=0.0)
     checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
-    make_trainer(tmp_path, callbacks=[checkpoint], logger=False).fit(module, data(num=8))
+    make_trainer(tmp_path, max_epochs=1, callbacks=[checkpoint], logger=False).fit(module, data(num=8))
     fit_export = tmp_path / "lr_tokens.safetensors"
     export = tmp_path / "vpt.safetensors"
     assert cli_main(["export-tokens", str(tmp_path / "ckpt" / "last.ckpt"), "-o", str(export)]) == 0

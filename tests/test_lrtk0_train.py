@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lrtk0_fixtures import KillAt, Killed, make_trainer
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchvision import transforms
@@ -73,21 +74,6 @@ def arch(tmp_path_factory: pytest.TempPathFactory) -> str:
 def make_module(arch: str, **kwargs) -> LRTK0Module:
     torch.manual_seed(0)
     return LRTK0Module(backbone=arch, lr=5e-3, weight_decay=0.0, **kwargs)
-
-
-def make_trainer(root: Path, max_epochs: int = 2, callbacks: list[Callback] | None = None, **kwargs) -> L.Trainer:
-    return L.Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_epochs=max_epochs,
-        default_root_dir=str(root),
-        use_distributed_sampler=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        log_every_n_steps=1,
-        callbacks=callbacks or [],
-        **kwargs,
-    )
 
 
 def data(num: int = 24, batch_size: int = 4, val_images: int = 0, **kwargs) -> LRTK0DataModule:
@@ -380,21 +366,6 @@ def test_optimizer_groups_follow_the_authors_rates(arch: str) -> None:
     authors.trainer = module.trainer
     groups = authors.configure_optimizers()["optimizer"].param_groups
     assert {round(g["lr"] / 1e-3, 6) for g in groups} >= {round(0.75**3, 6), 0.75, 1.0}
-
-
-class Killed(RuntimeError):
-    """The simulated kill."""
-
-
-class KillAt(Callback):
-    """Simulates a killed run: raises once training reaches ``step``."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_train_batch_start(self, trainer: L.Trainer, *args) -> None:
-        if trainer.global_step == self.step:
-            raise Killed(f"killed at step {self.step}")
 
 
 def test_resume_after_kill_reaches_the_uninterrupted_result(arch: str, tmp_path: Path) -> None:
