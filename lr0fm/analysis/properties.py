@@ -119,7 +119,8 @@ def _int_or_none(value: Any) -> int | None:
         return None
 
 
-def _float_or_none(value: Any) -> float | None:
+def float_or_none(value: Any) -> float | None:
+    """``value`` as a finite float, else ``None`` (an empty cell, text, NaN, inf)."""
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -151,14 +152,14 @@ def model_properties(
             out[model] = ModelProperties(model=model, family=family)
             continue
         entry = backbones[name]
-        measured = _float_or_none(entry.get("gflops"))
+        measured = float_or_none(entry.get("gflops"))
         if measured is None:
             measured = gflops.get(name, gflops.get(str(entry.get("spec") or "")))
         out[model] = ModelProperties(
             model=model,
             family=str(entry.get("family") or name.split("-", 1)[0]),
             entry=name,
-            params_m=_float_or_none(entry.get("params")),
+            params_m=float_or_none(entry.get("params")),
             pretrain_data=str(entry["pretrain_data"]) if entry.get("pretrain_data") else None,
             pretrain_pairs=parse_count(entry.get("pretrain_size")),
             input_resolution=_int_or_none(entry.get("resolution")),

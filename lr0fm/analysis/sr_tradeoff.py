@@ -24,7 +24,7 @@ from lr0fm.analysis import ANALYSES
 from lr0fm.analysis.context import ReportContext
 from lr0fm.analysis.figures import FigureRecord, save_figure
 from lr0fm.analysis.lrtk0_gains import SR_PROTOCOL_PREFIX, plain_base
-from lr0fm.analysis.properties import TOKENS_MARK
+from lr0fm.analysis.properties import TOKENS_MARK, float_or_none
 from lr0fm.analysis.style import pyplot, resolution_label
 from lr0fm.metrics.table import HR
 
@@ -52,14 +52,6 @@ class FrontEnd:
     ms_per_image: dict[int, float] = field(default_factory=dict)
 
 
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if np.isfinite(number) else None
-
-
 def front_ends(records: list[dict[str, Any]], models: list[str]) -> dict[str, FrontEnd]:
     """The SR and LR-token front-ends of a table, from its raw records (``results.csv``/``.jsonl`` rows).
 
@@ -80,18 +72,18 @@ def front_ends(records: list[dict[str, Any]], models: list[str]) -> dict[str, Fr
             entry = found.setdefault(
                 name, FrontEnd(name, plain_base(spec, models), "sr", protocol[len(SR_PROTOCOL_PREFIX) :])
             )
-            params = _number(record.get("sr_params"))
+            params = float_or_none(record.get("sr_params"))
         elif TOKENS_MARK in spec:
             entry = found.setdefault(
                 name, FrontEnd(name, plain_base(spec.split(TOKENS_MARK, 1)[0], models), "lr_tokens", "")
             )
             entry.name = spec.split(TOKENS_MARK, 1)[1]
-            params = _number(record.get("lr_tokens_params"))
+            params = float_or_none(record.get("lr_tokens_params"))
         else:
             continue
         if params is not None:
             entry.params = int(params)
-        ms = _number(record.get("sr_ms_per_image"))
+        ms = float_or_none(record.get("sr_ms_per_image"))
         resolution = str(record.get("resolution", "")).strip()
         if ms is not None and resolution.isdigit():
             entry.ms_per_image[int(resolution)] = ms
