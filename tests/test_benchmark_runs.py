@@ -490,6 +490,7 @@ def test_token_files_sharing_a_name_are_both_measured(world, tmp_path, capsys):
     assert len(labels) == 2 and all("+lrtk0:lr_tokens@" in label for label in labels)
     assert len({r["lr_tokens_sha256"] for r in rows}) == 2 and len(rows) == 2 * len(RESOLUTIONS)
     assert {r["lr_tokens_params"] for r in rows} == sizes  # what the tokens add (the report's sr_tradeoff)
+    assert {r["lr_tokens_method"] for r in rows} == {"lr_tokens"}
 
 
 def test_rerun_without_skip_existing_keeps_one_row_per_cell(world, reference, tmp_path, capsys):

@@ -187,31 +187,38 @@ def test_sr_tradeoff_puts_sr_front_ends_and_lr_tokens_against_what_they_add(tmp_
         )
         for r in base
     ]
-    tokens = [dict(r, model=TOKENS, lr_tokens_params="221184", top1=f"{min(1.0, float(r['top1']) + 0.03):.4f}")
-              for r in base]  # fmt: skip
+    tokens = [dict(r, model=TOKENS, lr_tokens_params="221184", lr_tokens_method="lr_tokens",
+                   top1=f"{min(1.0, float(r['top1']) + 0.03):.4f}") for r in base]  # fmt: skip
+    vpt = [dict(r, model="EVA-02-CLIP-B/16+lrtk0:lr_tokens@fedcba98", lr_tokens_params="38400",
+                lr_tokens_method="vpt", top1=f"{float(r['top1']) * 0.95:.4f}") for r in base]  # fmt: skip
     folder = tmp_path / "run"
     folder.mkdir()
-    columns = [*base[0], "lr_tokens_params", "sr_params", "sr_ms_per_image"]
+    columns = [*base[0], "lr_tokens_params", "lr_tokens_method", "sr_params", "sr_ms_per_image"]
     with (folder / "results.csv").open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
-        writer.writerows([*base, *sr, *tokens])
+        writer.writerows([*base, *sr, *tokens, *vpt])
     assert lr0fm_main(["report", str(folder), "--analyses", "sr_tradeoff", "lrtk0_gains"]) == 2  # mixed protocols
     args = ["report", str(folder), "--allow_mixed_protocols", "--analyses", "sr_tradeoff", "lrtk0_gains"]
     assert lr0fm_main(args) == 0
     out = folder / "report"
     plain = "EVA-02-CLIP-B/16 [paper]"
     rows = read_csv(out / "sr_tradeoff_EVA-02-CLIP-B_16_paper.csv")
-    top1 = {(r["model"], r["protocol"], r["dataset"], r["resolution"]): float(r["top1"]) for r in [*base, *sr, *tokens]}
+    rows_in = [*base, *sr, *tokens, *vpt]
+    top1 = {(r["model"], r["protocol"], r["dataset"], r["resolution"]): float(r["top1"]) for r in rows_in}
     by = {(r["kind"], r["resolution"]): r for r in rows}
-    assert {r["base"] for r in rows} == {plain} and len(rows) == 2 * 5  # 2 front-ends x (16..128 px, hr)
+    assert {r["base"] for r in rows} == {plain} and len(rows) == 3 * 5  # 3 front-ends x (16..128 px, hr)
     for (kind, res), row in by.items():
-        model, protocol = ("EVA-02-CLIP-B/16", "sr:BSRGAN@1pass") if kind == "sr" else (TOKENS, "paper")
+        model, protocol = {
+            "sr": ("EVA-02-CLIP-B/16", "sr:BSRGAN@1pass"),
+            "lr_tokens": (TOKENS, "paper"),
+            "vpt": ("EVA-02-CLIP-B/16+lrtk0:lr_tokens@fedcba98", "paper"),  # a VPT export: its header's method
+        }[kind]
         expected = [top1[(model, protocol, d, res)] - top1[("EVA-02-CLIP-B/16", "paper", d, res)] for d in DATASETS]
         assert float(row["gain_points"]) == pytest.approx(100 * sum(expected) / len(expected))
         assert int(row["datasets"]) == len(DATASETS)
-        assert row["params_added"] == ("16697987" if kind == "sr" else "221184")
-        sr_ms = "" if kind == "lr_tokens" or res == "hr" else str(3.5 * int(res) / 16)
+        assert row["params_added"] == {"sr": "16697987", "lr_tokens": "221184", "vpt": "38400"}[kind]
+        sr_ms = "" if kind != "sr" or res == "hr" else str(3.5 * int(res) / 16)
         assert (float(row["ms_per_image"]) if row["ms_per_image"] else "") == (float(sr_ms) if sr_ms else "")
     assert (
         by[("sr", "16")]["front_end"] == "BSRGAN@1pass"

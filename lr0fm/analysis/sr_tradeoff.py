@@ -29,6 +29,15 @@ from lr0fm.analysis.style import pyplot, resolution_label
 from lr0fm.metrics.table import HR
 
 SECTION = "LR-TK0"
+#: marker, colour and legend of each kind of front-end: SR, and the LR-TK0 methods whose exports ``--lr_tokens``
+#: applies (the rows' ``lr_tokens_method``)
+STYLE = {
+    "sr": ("o", "tab:blue", "SR front-end (--sr)"),
+    "lr_tokens": ("*", "tab:red", "LR tokens (LR-TK0)"),
+    "vpt": ("D", "tab:green", "VPT prompts"),
+    "robust_sam": ("s", "tab:purple", "RobustSAM parts"),
+}
+OTHER = ("^", "0.4", "other token file")
 
 
 @dataclass
@@ -38,7 +47,8 @@ class FrontEnd:
     Attributes:
         model: the model's name in the table.
         base: the plain backbone's name in the table (``None``: not in the table).
-        kind: ``"sr"`` (an SR front-end) or ``"lr_tokens"``.
+        kind: ``"sr"`` (an SR front-end), or the LR-TK0 method of a token file (``"lr_tokens"``, ``"vpt"``,
+            ``"robust_sam"``; ``"lr_tokens"`` when the rows do not say).
         name: short name (the SR model's name and passes, or the token file's label).
         params: numbers it adds (``sr_params`` / ``lr_tokens_params``; ``None``: not recorded).
         ms_per_image: SR forward time per image at each low resolution, as measured in the run.
@@ -78,6 +88,7 @@ def front_ends(records: list[dict[str, Any]], models: list[str]) -> dict[str, Fr
                 name, FrontEnd(name, plain_base(spec.split(TOKENS_MARK, 1)[0], models), "lr_tokens", "")
             )
             entry.name = spec.split(TOKENS_MARK, 1)[1]
+            entry.kind = str(record.get("lr_tokens_method") or entry.kind)  # vpt, robust_sam: also token files
             params = float_or_none(record.get("lr_tokens_params"))
         else:
             continue
@@ -132,10 +143,9 @@ def tradeoff_figure(ctx: ReportContext, out: Path, base: str, rows: list[dict]) 
     resolutions = [r for r in ctx.resolutions if any(row["resolution"] == r for row in rows)]
     plt = pyplot()
     fig, axes = plt.subplots(1, len(resolutions), figsize=(3.6 * len(resolutions) + 0.6, 3.8), squeeze=False)
-    style = {"sr": ("o", "tab:blue", "SR front-end"), "lr_tokens": ("*", "tab:red", "LR tokens (LR-TK0)")}
     for ax, r in zip(axes[0], resolutions, strict=True):
         for row in (row for row in rows if row["resolution"] == r):
-            marker, color, _ = style[row["kind"]]
+            marker, color, _ = STYLE.get(row["kind"], OTHER)
             x = row["params_added"] if row["params_added"] is not None else 0
             ax.scatter([x], [row["gain_points"]], marker=marker, color=color, s=90 if marker == "*" else 45, zorder=3)
             label = row["front_end"] + (f"\n{row['ms_per_image']:.2g} ms/img" if row["ms_per_image"] else "")
@@ -151,7 +161,7 @@ def tradeoff_figure(ctx: ReportContext, out: Path, base: str, rows: list[dict]) 
     axes[0][0].set_ylabel("mean top-1 gain over the plain model (points)")
     handles = [
         plt.Line2D([], [], marker=m, color=c, ls="", label=label)
-        for kind, (m, c, label) in style.items()
+        for kind, (m, c, label) in STYLE.items()
         if any(row["kind"] == kind for row in rows)
     ]
     axes[0][-1].legend(handles=handles, fontsize=7, loc="best")
@@ -162,7 +172,7 @@ def tradeoff_figure(ctx: ReportContext, out: Path, base: str, rows: list[dict]) 
         title=f"SR front-ends vs LR tokens: {base}",
         caption=f"Mean top-1 gain over {base} (points, over the datasets both have) of each SR front-end "
         "(`--sr`) and each LR-token file (`--lr_tokens`) at each low resolution, against the parameters it adds at "
-        "inference; SR labels give the forward time per image the run measured (paper Table 3, Fig. 9).",
+        "inference; SR labels give the forward time per image the run measured (paper Tables 3 and 4, Fig. 9).",
         command=ctx.regenerate("sr_tradeoff"),
         section=SECTION,
         analysis="sr_tradeoff",

@@ -22,7 +22,8 @@ from lr0fm.atomic import atomic_path
 RESULT_COLUMNS = [
     "model", "dataset", "resolution", "protocol", "chain", "top1", "top5", "mean_per_class_recall",
     "num_samples", "num_classes", "num_skipped", "views", "dataset_size", "model_key", "seed", "lr_tokens_sha256",
-    "lr_tokens_params", "sr", "sr_spec", "sr_key", "sr_params", "sr_scale", "sr_passes", "sr_ms_per_image",
+    "lr_tokens_params", "lr_tokens_method",
+    "sr", "sr_spec", "sr_key", "sr_params", "sr_scale", "sr_passes", "sr_ms_per_image",
     "precision", "device", "batch_size", "lr0fm_version", "torch_version", "open_clip_torch_version",
     "lightning_version", "python_version", "run_id", "timestamp",
 ]  # fmt: skip

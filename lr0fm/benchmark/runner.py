@@ -219,7 +219,8 @@ def run_benchmark(config: BenchmarkConfig, *, log=_print) -> list[dict]:
         trainer.loggers = [TensorBoardLogger(save_dir=str(output), name="tensorboard", version=version)]
         info.device = trainer.strategy.root_device.type
         extra = {"model_key": model.key, "seed": model.identity["seed"], "lr_tokens_sha256": model.tokens_sha256,
-                 "lr_tokens_params": model.tokens_params, "views": views}  # fmt: skip
+                 "lr_tokens_params": model.tokens_params, "lr_tokens_method": model.tokens_method,
+                 "views": views}  # fmt: skip
         tasks = [
             ZeroShotTask(name, datasets[name], todo, chain.name, {"dataset_size": len(datasets[name]), **extra})
             for name, todo in pending.items()

@@ -70,6 +70,15 @@ class BenchmarkModel:
         with safe_open(str(self.lr_tokens), framework="pt") as fh:
             return sum(math.prod(fh.get_slice(key).get_shape()) for key in fh.keys())
 
+    @cached_property
+    def tokens_method(self) -> str | None:
+        """The LR-TK0 method that trained the token file (``lr_tokens``, ``vpt``, ``robust_sam``; its header)."""
+        if not self.lr_tokens:
+            return None
+        from lr0fm.lrtk0.export import read_lr_tokens_config
+
+        return read_lr_tokens_config(self.lr_tokens)["method"]
+
     @property
     def label(self) -> str:
         """The ``model`` column: the spec, plus the token file's name and content hash when tokens are applied.
