@@ -450,3 +450,40 @@ def test_mispredictions_from_a_real_benchmark_run(tmp_path):
                 if x["top5"]["hr"]["classes"][0] == x["label"] != x["top5"][r]["classes"][0]}  # fmt: skip
     rows = read_csv(out / "mispredictions_toyclip_toy-shape.csv")
     assert expected and {(int(r["index"]), r["resolution"]) for r in rows} == expected
+
+
+def test_sr_samples_show_what_the_benchmark_scores_behind_each_front_end(tmp_path, tokens_file):
+    """Each picture's top-1 is the benchmark's for that image behind the same front-end (same chain, same model)."""
+    from lr0fm.toy.backbone import SHIPPED_SR
+
+    bench, out = tmp_path / "bench", tmp_path / "figures"
+    base = ["--model", "toyclip", "--dataset", "toy-texture", "--resolutions", "16", "32"]
+    for extra in (["--sr", str(SHIPPED_SR)], ["--lr_tokens", tokens_file], []):
+        argv = ["benchmark", *base, "hr", "--output", str(bench), "--workers", "0", *extra]
+        assert lr0fm_main(argv) == 0
+    argv = ["analyze", "sr-samples", *base, "--images", "8", "--sr", str(SHIPPED_SR), "bicubic", "--lr_tokens",
+            tokens_file, "--output", str(out)]  # fmt: skip
+    assert lr0fm_main(argv) == 0
+    folders = {
+        "toy_sr_compact_x4": next((bench / "predictions").glob("sr_toy_sr_compact_x4*")) / "toyclip",
+        "plain (without LR tokens)": bench / "predictions" / "paper" / "toyclip",
+        "plain (with LR tokens)": next((bench / "predictions" / "paper").glob("toyclip+lrtk0*")),
+    }
+    top1 = {
+        (column, x["id"], r): x["top5"][r]["names"][0]
+        for column, folder in folders.items()
+        for x in map(json.loads, (folder / "toy-texture.jsonl").read_text().splitlines())
+        for r in ("16", "32", "hr")
+    }
+    for r in ("16", "32"):
+        rows = read_csv(out / f"sr_samples_toyclip_toy-texture_{r}.csv")
+        columns = {row["column"] for row in rows}
+        assert columns == {"HR", *folders, "bicubic-x4"} and len(rows) == 8 * len(columns)
+        for row in rows:
+            column = "plain (without LR tokens)" if row["column"] == "HR" else row["column"]
+            if column in folders:
+                assert row["predicted"] == top1[(column, row["id"], "hr" if row["column"] == "HR" else r)], row
+            assert row["correct"] == str(row["predicted"] == row["label_name"])
+    records = [x for x in read_manifest(out) if x.analysis == "sr-samples"]
+    assert [x.name for x in records] == ["sr_samples_toyclip_toy-texture_16", "sr_samples_toyclip_toy-texture_32"]
+    assert all((out / f"{x.name}.png").stat().st_size > 10_000 for x in records)

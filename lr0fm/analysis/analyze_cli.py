@@ -27,6 +27,11 @@ MODEL_ANALYSES: dict[str, tuple[str, str, int]] = {
         "images right at HR, wrong at low resolution, and how semantically close the mistakes are (paper Fig. 2)",
         12,
     ),
+    "sr-samples": (
+        "lr0fm.analysis.sr_samples",
+        "LR images through SR front-ends (--sr) next to the plain chain, with the model's top-1 (paper Fig. 9)",
+        4,
+    ),
 }
 DEFAULT_OUTPUT = "lightning_logs/analysis"
 
@@ -36,6 +41,8 @@ EPILOG = """examples:
   lr0fm analyze tsne --model EVA02-B-16:merged2b_s8b_b131k --dataset food101=/data --device cuda
   lr0fm benchmark --model toyclip --dataset toy-shape --resolutions 8 16 hr --output runs/toy
   lr0fm analyze mispredictions --model toyclip --dataset toy-shape --resolutions 8 16 --predictions runs/toy
+  lr0fm analyze sr-samples --model toyclip --dataset toy-texture --resolutions 8 16 \\
+      --sr bicubic lr0fm/resources/toyclip/toy_sr_compact_x4.safetensors
 """
 
 
@@ -62,6 +69,13 @@ def _subparser(name: str):
     if name == "tsne":
         parser.add_argument("--perplexity", type=float, default=30.0, help="t-SNE perplexity (capped below images/3)")
         parser.add_argument("--tsne_seed", type=int, default=0, help="t-SNE random state")
+    if name == "sr-samples":
+        parser.add_argument("--sr", nargs="+", type=str, required=True,
+                            help="SR front-ends, as lr0fm benchmark --sr (see lr0fm benchmark --list_sr)")  # fmt: skip
+        parser.add_argument("--sr_passes", type=int | None, default=None,
+                            help="SR passes per LR view (default: until the side reaches the input size)")  # fmt: skip
+        parser.add_argument("--sr_kwargs", type=dict | None, default=None,
+                            help="JSON call arguments of diffusers: pipelines (as lr0fm benchmark)")  # fmt: skip
     if name == "mispredictions":
         parser.add_argument("--predictions", type=str, required=True,
                             help="a `lr0fm benchmark` output folder, or one of its predictions/*.jsonl")  # fmt: skip
@@ -82,7 +96,7 @@ def build_parser():
 
 #: options that change what a figure shows (runtime options -- device, batch size, workers -- do not)
 _RECORDED = ("model", "lr_tokens", "dataset", "data_root", "resolutions", "images", "protocol", "seed",
-             "perplexity", "tsne_seed", "predictions", "output")  # fmt: skip
+             "perplexity", "tsne_seed", "predictions", "sr", "sr_passes", "output")  # fmt: skip
 
 
 def command_line(name: str, args: Any) -> str:
@@ -114,7 +128,11 @@ def run(name: str, args: Any) -> list:
     dataset = load_dataset(args.dataset, args.data_root)  # a bad dataset fails before the model loads
     model = load_model(args.model, lr_tokens=args.lr_tokens, device=args.device, seed=args.seed,
                        protocol=args.protocol)  # fmt: skip
-    options = {key: args.get(key) for key in ("perplexity", "tsne_seed", "predictions") if key in args}
+    options = {
+        key: args.get(key)
+        for key in ("perplexity", "tsne_seed", "predictions", "sr", "sr_passes", "sr_kwargs")
+        if key in args
+    }
     inputs = ModelAnalysisInputs(
         model, dataset, resolutions, args.images, Path(args.output), command_line(name, args),
         batch_size=args.batch_size, workers=args.workers, options=options,

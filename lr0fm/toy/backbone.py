@@ -25,6 +25,9 @@ SHIPPED_DIR = Path(__file__).resolve().parent.parent / "resources" / "toyclip"
 #: Shipped LR-TK0 tokens for ``toyclip``: the export of ``lr0fm fit --config toy`` (seed 0; ``make demo`` applies
 #: them; ``tests/test_lrtk0_train_toy.py`` retrains and compares).
 SHIPPED_TOKENS = SHIPPED_DIR / "toyclip_lr_tokens.safetensors"
+#: Shipped toy SR front-end (``--sr``): a Real-ESRGAN Compact x4 trained on toy images by
+#: ``benchmarks/train_toy_sr.py``.
+SHIPPED_SR = SHIPPED_DIR / "toy_sr_compact_x4.safetensors"
 
 
 def load_toyclip(device: str | torch.device = "cpu", weights_dir: str | Path | None = None) -> Backbone:
