@@ -21,6 +21,7 @@ $(STAMP): pyproject.toml
 
 # the shipped toy LR tokens: `lr0fm fit --config toy` (seed 0) exported, see the README's toy-world section
 TOY_TOKENS := lr0fm/resources/toyclip/toyclip_lr_tokens.safetensors
+TOY_SR := lr0fm/resources/toyclip/toy_sr_compact_x4.safetensors
 TOY_ANALYSIS := --model toyclip --dataset toy-texture --resolutions 8 16 32 --lr_tokens $(TOY_TOKENS) \
 	--output $(DEMO_OUT)/report
 
@@ -31,6 +32,7 @@ demo: $(STAMP)
 	$(BIN)/lr0fm analyze tsne --images 160 $(TOY_ANALYSIS)
 	$(BIN)/lr0fm analyze gradcam --images 4 $(TOY_ANALYSIS)
 	$(BIN)/lr0fm analyze mispredictions --images 12 --predictions $(DEMO_OUT) $(TOY_ANALYSIS)
+	$(BIN)/lr0fm analyze sr-samples --images 4 --sr bicubic $(TOY_SR) $(TOY_ANALYSIS)
 	$(BIN)/lr0fm report $(DEMO_OUT) --output $(DEMO_OUT)/report
 	@echo "toy report: file://$(abspath $(DEMO_OUT)/report/index.html)"
 

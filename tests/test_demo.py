@@ -40,7 +40,7 @@ def test_make_demo_writes_the_toy_report_with_the_model_analyses(tmp_path):
     assert top1[tokens_model, "toy-texture", "32"] > top1["toyclip", "toy-texture", "32"] + 0.1
 
     names = {r.name for r in read_manifest(report)}
-    for analysis in ("layer_similarity", "tsne", "gradcam", "mispredictions", "lrtk0_gains"):
+    for analysis in ("layer_similarity", "tsne", "gradcam", "mispredictions", "sr_samples", "lrtk0_gains"):
         assert any(n.startswith(analysis) for n in names), f"no {analysis} figure in the toy report"
     facts, console = open_in_chromium(report / "index.html", tmp_path / "demo.png", tmp_path / "profile")
     assert console == [] and facts.body["data-errors"] == "" and facts.body["data-broken-images"] == ""
