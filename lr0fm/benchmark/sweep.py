@@ -58,26 +58,28 @@ class BenchmarkModel:
         return file_sha256(Path(self.lr_tokens)) if self.lr_tokens else None
 
     @cached_property
+    def _tokens_config(self) -> dict[str, Any]:
+        """The token file's header config (``{}`` without tokens), read once."""
+        if not self.lr_tokens:
+            return {}
+        from lr0fm.lrtk0.export import read_lr_tokens_config
+
+        return read_lr_tokens_config(self.lr_tokens)
+
+    @property
     def tokens_params(self) -> int | None:
         """Numbers the LR-token file adds to the backbone (its tensors' elements; ``None`` without tokens).
 
-        The inference cost of LR-TK0 next to an SR front-end's ``sr_params`` (the report's ``sr_tradeoff``).
+        The inference cost of LR-TK0 next to an SR front-end's ``sr_params`` (the report's ``sr_tradeoff``); from
+        the header's ``shapes``, which loading checks against the tensors.
         """
-        if not self.lr_tokens:
-            return None
-        from safetensors import safe_open
+        shapes = self._tokens_config.get("shapes")
+        return sum(math.prod(shape) for shape in shapes.values()) if shapes else None
 
-        with safe_open(str(self.lr_tokens), framework="pt") as fh:
-            return sum(math.prod(fh.get_slice(key).get_shape()) for key in fh.keys())
-
-    @cached_property
+    @property
     def tokens_method(self) -> str | None:
         """The LR-TK0 method that trained the token file (``lr_tokens``, ``vpt``, ``robust_sam``; its header)."""
-        if not self.lr_tokens:
-            return None
-        from lr0fm.lrtk0.export import read_lr_tokens_config
-
-        return read_lr_tokens_config(self.lr_tokens)["method"]
+        return self._tokens_config.get("method")
 
     @property
     def label(self) -> str:
